@@ -1,0 +1,144 @@
+"""Entry point of the feature pipeline.
+
+  python -m jobs.feature_job run      --config FILE          stream Kinesis -> PostgreSQL + S3 Parquet
+  python -m jobs.feature_job validate --config FILE          compile every statement, run nothing
+  python -m jobs.feature_job explain  --config FILE          print the optimized plan
+  python -m jobs.feature_job backfill --config FILE --input PATH --output-dir DIR
+                                                             same SQL over JSON-lines files -> Parquet
+
+On Managed Flink the job is started without arguments and reads its config from
+/etc/flink/application_properties.json (see jobs/managed_flink_main.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+from jobs import config as job_config
+from jobs import environment, pipeline, secrets
+from jobs.config import Config, ConfigError
+from jobs.sinks import FeatureSchemaError
+from jobs.sql_catalog import SqlFileError, load_catalog
+
+log = logging.getLogger("feature_job")
+
+DEFAULT_SQL_DIR = environment.PROJECT_ROOT / "sql"
+USER_ERRORS = (ConfigError, SqlFileError, FeatureSchemaError, environment.SetupError, secrets.SecretError)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m jobs.feature_job", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, help_text in (
+        ("run", "run the streaming job until stopped"),
+        ("validate", "compile every statement against the real connectors; exit 0 or name file:line"),
+        ("explain", "print the optimized plan (one source scan, one dedup shared by all features)"),
+        ("backfill", "run the same SQL over bounded JSON-lines input and write Parquet"),
+    ):
+        command = commands.add_parser(name, help=help_text)
+        command.add_argument("--config", type=Path, help="property-group JSON (default: Managed Flink's file)")
+        command.add_argument("--sql-dir", type=Path, default=DEFAULT_SQL_DIR, help="folder of SQL files")
+        if name == "backfill":
+            command.add_argument("--input", type=Path, required=True, help="JSON-lines file or folder of them")
+            command.add_argument("--output-dir", type=Path, required=True, help="where Parquet is written")
+    return parser
+
+
+def _managed(args: argparse.Namespace) -> bool:
+    return args.config is None and job_config.MANAGED_FLINK_CONFIG.exists()
+
+
+def _streaming_pipeline(args: argparse.Namespace, config: Config, password: str) -> pipeline.Pipeline:
+    t_env = environment.create(config, managed=_managed(args), streaming_source=True)
+    catalog = load_catalog(args.sql_dir, "kinesis", config)
+    return pipeline.build(t_env, catalog, config, output_root=config.get("output", "path"),
+                          jdbc_password=password, streaming_commit=True)
+
+
+def validate(args: argparse.Namespace, config: Config) -> int:
+    built = _streaming_pipeline(args, config, password="not-fetched-for-validation")
+    built.statement_set.explain()  # plans every INSERT: connector factories check their options
+    names = ", ".join(f.name for f in built.features)
+    print(f"OK: {len(built.features)} feature group(s) ({names}), {len(built.sink_tables)} derived sink(s)")
+    return 0
+
+
+def explain(args: argparse.Namespace, config: Config) -> int:
+    built = _streaming_pipeline(args, config, password="not-fetched-for-explain")
+    print(built.statement_set.explain())
+    return 0
+
+
+def run(args: argparse.Namespace, config: Config) -> int:
+    built = _streaming_pipeline(args, config, password=secrets.jdbc_password(config))
+    result = built.statement_set.execute()
+    if not _managed(args):
+        log.info("job running; Flink web UI on http://localhost:%s — Ctrl-C to stop", environment.rest_port())
+        result.wait()
+    return 0
+
+
+def _single_input_file(path: Path, scratch: Path) -> Path:
+    """A folder's JSON-lines files joined in name order, so records are read in a known order
+    (the file source would otherwise read a folder's files in no guaranteed order)."""
+    if path.is_file():
+        return path
+    files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith((".", "_")))
+    if not files:
+        raise ConfigError(f"--input {path}: no files found")
+    joined = scratch / "input.jsonl"
+    with joined.open("wb") as out:
+        for file in files:
+            with file.open("rb") as src:
+                shutil.copyfileobj(src, out)
+            if file.stat().st_size and not file.read_bytes().endswith(b"\n"):
+                out.write(b"\n")
+    return joined
+
+
+def backfill(args: argparse.Namespace, config: Config) -> int:
+    if not args.input.exists():
+        raise ConfigError(f"--input {args.input}: no such file or folder")
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="backfill-") as scratch:
+        input_file = _single_input_file(args.input, Path(scratch))
+        output_root = pipeline.sink_root(args.output_dir)
+        config = config.with_overrides({
+            "backfill": {"input.path": input_file.resolve().as_uri()},
+            "output": {"path": output_root},
+        })
+        # Parallelism 1: records are processed in file order, so the outcome is deterministic.
+        t_env = environment.create(config, managed=False, streaming_source=False, parallelism=1)
+        catalog = load_catalog(args.sql_dir, "file", config)
+        built = pipeline.build(t_env, catalog, config, output_root=output_root,
+                               jdbc_password=None, streaming_commit=False)
+        built.statement_set.execute().wait()
+    for feature in built.features:
+        print(f"{feature.name}: {args.output_dir / feature.name}")
+    print(f"quarantine: {args.output_dir / '_quarantine'}")
+    return 0
+
+
+COMMANDS = {"run": run, "validate": validate, "explain": explain, "backfill": backfill}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("py4j").setLevel(logging.WARNING)
+    args = _parser().parse_args(argv)
+    try:
+        config = job_config.load(args.config, args.command)
+        return COMMANDS[args.command](args, config)
+    except USER_ERRORS as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""Turn the SQL catalog into ONE StatementSet: one source scan, one dedup, every sink.
+
+Errors from Flink are re-raised as SqlFileError pointing at the SQL file and line.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from pyflink.table import StatementSet, Table, TableEnvironment
+
+from jobs import sinks
+from jobs.config import Config
+from jobs.sql_catalog import Catalog, SqlFileError, Statement
+
+log = logging.getLogger(__name__)
+
+_FLINK_POSITION = re.compile(r"line (\d+), column (\d+)")
+
+
+@dataclass
+class Pipeline:
+    """What was built: the statement set plus the derived feature schemas."""
+
+    statement_set: StatementSet
+    features: list[sinks.FeatureSchema] = field(default_factory=list)
+    sink_tables: list[str] = field(default_factory=list)
+
+
+def _flink_message(error: Exception) -> str:
+    text = str(error).strip()
+    # PyFlink prefixes the Java class and appends the Java stack trace: keep the useful lines.
+    lines = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("at ")]
+    message = " ".join(lines[:3])
+    return re.sub(r"^(org\.apache\.flink\.[\w.]+Exception: )+", "", message)
+
+
+def _run(statement: Statement, action: Callable[[str], object]) -> object:
+    """Run one statement; on failure point at the file line Flink complained about."""
+    try:
+        return action(statement.text)
+    except Exception as error:  # noqa: BLE001 - PyFlink raises many Java-backed types
+        message = _flink_message(error)
+        match = _FLINK_POSITION.search(message)
+        line = int(match.group(1)) if match else 1
+        raise SqlFileError(statement.path, statement.first_line + line - 1, message) from None
+
+
+def _schema_of(table: Table, name: str, where: str) -> sinks.FeatureSchema:
+    """The resolved output schema of a feature's SELECT, as the planner prints its types."""
+    resolved = table._j_table.getResolvedSchema()  # the Python TableSchema loses type details
+    columns = [
+        _column_from_printed(column.getName(), column.getDataType().toString())
+        for column in resolved.getColumns()
+    ]
+    return sinks.check_schema(name, where, columns)
+
+
+def _column_from_printed(name: str, printed: str) -> sinks.Column:
+    nullable = not printed.endswith(" NOT NULL")
+    flink_type = printed.removesuffix(" NOT NULL")
+    if flink_type == "VARCHAR(2147483647)":
+        flink_type = "STRING"
+    flink_type = re.sub(r" \*ROWTIME\*| \*PROCTIME\*", "", flink_type)
+    return sinks.Column(name, flink_type, nullable)
+
+
+def build(t_env: TableEnvironment, catalog: Catalog, config: Config, *, output_root: str,
+          jdbc_password: str | None, streaming_commit: bool) -> Pipeline:
+    """Register sources, views and features; add every INSERT to one StatementSet.
+
+    ``jdbc_password`` None means no PostgreSQL sinks (backfill writes Parquet only).
+    """
+    for statement in catalog.tables + catalog.views:
+        _run(statement, t_env.execute_sql)
+
+    from udfs import register_all  # late import: UDF modules import PyFlink's Python API
+
+    registered = register_all(t_env)
+    if registered:
+        log.info("registered UDFs: %s", ", ".join(registered))
+
+    pipeline = Pipeline(t_env.create_statement_set())
+    for feature in catalog.features:
+        table = _run(feature.query, t_env.sql_query)
+        schema = _schema_of(table, feature.name, feature.query.where())
+        t_env.create_temporary_view(feature.name, table)
+        pipeline.features.append(schema)
+        derived = [sinks.parquet_sink(schema, output_root, streaming_commit)]
+        if jdbc_password is not None:
+            derived.append(sinks.jdbc_sink(schema, config, jdbc_password))
+        for ddl, insert in derived:
+            where = Statement(feature.query.path, feature.query.first_line, "")
+            _run(Statement(where.path, where.first_line, ddl), t_env.execute_sql)
+            _run(Statement(where.path, where.first_line, insert), pipeline.statement_set.add_insert_sql)
+            pipeline.sink_tables.append(re.search(r"`([^`]+)`", ddl).group(1))
+
+    for statement in catalog.sinks:
+        if re.match(r"(?is)\s*(--[^\n]*\n\s*)*INSERT\b", statement.text):
+            _run(statement, pipeline.statement_set.add_insert_sql)
+        else:
+            _run(statement, t_env.execute_sql)
+    log.info("pipeline: %d feature group(s) %s, %d sink table(s)", len(pipeline.features),
+             [f.name for f in pipeline.features], len(pipeline.sink_tables))
+    return pipeline
+
+
+def sink_root(path: Path) -> str:
+    """A local directory as the file:// URI the filesystem connector wants."""
+    return path.resolve().as_uri()

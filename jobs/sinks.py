@@ -1,0 +1,173 @@
+"""Derive each feature group's sinks from its SELECT's schema: the author writes no DDL.
+
+A feature's output columns are user_id, window_start, window_end and its feature columns.
+  - Parquet (offline, training): <output.path>/<name>/dt=YYYYMMDD/hr=HH/, partitioned by the UTC
+    hour of window_start, INT64 millisecond timestamps in UTC.
+  - PostgreSQL (online, serving): table <name>, upserted on its key, so replays are idempotent.
+The key is (user_id, window_end, window_start) plus any other text column (a feature grouped by
+user_id and event_type, say); every other column is a value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from jobs.config import Config
+
+REQUIRED_COLUMNS = ("user_id", "window_start", "window_end")
+
+# Flink type (as printed by the planner) -> PostgreSQL column type.
+_POSTGRES_TYPES = {
+    "BIGINT": "bigint",
+    "INT": "integer",
+    "SMALLINT": "smallint",
+    "TINYINT": "smallint",
+    "DOUBLE": "double precision",
+    "FLOAT": "real",
+    "BOOLEAN": "boolean",
+    "STRING": "text",
+    "DATE": "date",
+    "TIMESTAMP(3)": "timestamp(3)",
+}
+
+
+class FeatureSchemaError(ValueError):
+    """A feature SELECT whose output cannot be stored; the message names the file."""
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    flink_type: str  # as the planner prints it, NOT NULL stripped, e.g. "BIGINT", "TIMESTAMP(3)"
+    nullable: bool
+
+    @property
+    def postgres_type(self) -> str:
+        if self.flink_type.startswith("DECIMAL"):
+            return self.flink_type.replace("DECIMAL", "numeric")
+        if self.flink_type.startswith("VARCHAR"):
+            return "text"
+        return _POSTGRES_TYPES[self.flink_type]
+
+
+@dataclass(frozen=True)
+class FeatureSchema:
+    name: str
+    columns: tuple[Column, ...]
+
+    @property
+    def key(self) -> tuple[str, ...]:
+        text_keys = tuple(
+            c.name for c in self.columns if c.name not in REQUIRED_COLUMNS and c.postgres_type == "text"
+        )
+        return ("user_id", "window_end", "window_start") + text_keys
+
+    @property
+    def values(self) -> tuple[Column, ...]:
+        return tuple(c for c in self.columns if c.name not in self.key)
+
+
+def check_schema(name: str, where: str, columns: list[Column]) -> FeatureSchema:
+    """Refuse outputs the sinks cannot store, naming the feature file."""
+    names = [c.name for c in columns]
+    missing = [c for c in REQUIRED_COLUMNS if c not in names]
+    if missing:
+        raise FeatureSchemaError(f"{where}: feature '{name}' must output {', '.join(missing)} (got {', '.join(names)})")
+    for column in columns:
+        if column.name in ("window_start", "window_end") and column.flink_type != "TIMESTAMP(3)":
+            raise FeatureSchemaError(
+                f"{where}: feature '{name}' column {column.name} must be TIMESTAMP(3) (a window TVF's "
+                f"window_start/window_end), got {column.flink_type}"
+            )
+        if column.name in ("dt", "hr"):
+            raise FeatureSchemaError(f"{where}: feature '{name}': column name '{column.name}' is reserved for partitions")
+        try:
+            column.postgres_type
+        except KeyError:
+            raise FeatureSchemaError(
+                f"{where}: feature '{name}' column {column.name} has type {column.flink_type}, which the sinks "
+                f"do not store; cast it to one of {', '.join(sorted(_POSTGRES_TYPES))} or DECIMAL"
+            ) from None
+    if len(columns) == len(REQUIRED_COLUMNS):
+        raise FeatureSchemaError(f"{where}: feature '{name}' has no feature columns")
+    return FeatureSchema(name, tuple(columns))
+
+
+def _column_list(schema: FeatureSchema) -> str:
+    return ",\n  ".join(f"`{c.name}` {c.flink_type}" for c in schema.columns)
+
+
+def _sql_string(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _with(options: dict[str, str]) -> str:
+    return ",\n  ".join(f"{_sql_string(k)} = {_sql_string(v)}" for k, v in options.items())
+
+
+PARQUET_TIME_OPTIONS = {
+    "format": "parquet",
+    "parquet.utc-timezone": "true",
+    "parquet.write.int64.timestamp": "true",
+    "parquet.timestamp.time.unit": "millis",
+}
+
+
+def parquet_sink(schema: FeatureSchema, root: str, streaming_commit: bool) -> tuple[str, str]:
+    """DDL and INSERT of the Parquet copy, partitioned dt=YYYYMMDD/hr=HH by window_start (UTC)."""
+    table = f"{schema.name}__parquet"
+    options = {"connector": "filesystem", "path": f"{root}/{schema.name}", **PARQUET_TIME_OPTIONS}
+    if streaming_commit:
+        # A partition (one hour of window starts) is complete once the watermark passes its end
+        # plus the longest window we ship (1 h); a _SUCCESS file marks it for readers.
+        options.update({
+            "partition.time-extractor.timestamp-pattern": "$dt $hr:00:00",
+            "partition.time-extractor.timestamp-formatter": "yyyyMMdd HH:mm:ss",
+            "sink.partition-commit.trigger": "partition-time",
+            "sink.partition-commit.delay": "2 h",
+            "sink.partition-commit.watermark-time-zone": "UTC",
+            "sink.partition-commit.policy.kind": "success-file",
+            "auto-compaction": "true",
+        })
+    ddl = (
+        f"CREATE TEMPORARY TABLE `{table}` (\n  {_column_list(schema)},\n  `dt` STRING,\n  `hr` STRING\n)"
+        f" PARTITIONED BY (`dt`, `hr`) WITH (\n  {_with(options)}\n)"
+    )
+    insert = (
+        f"INSERT INTO `{table}` SELECT *, DATE_FORMAT(window_start, 'yyyyMMdd'), "
+        f"DATE_FORMAT(window_start, 'HH') FROM `{schema.name}`"
+    )
+    return ddl, insert
+
+
+def jdbc_sink(schema: FeatureSchema, config: Config, password: str) -> tuple[str, str]:
+    """DDL and INSERT of the PostgreSQL upsert sink (table name = feature name)."""
+    table = f"{schema.name}__rds"
+    options = {
+        "connector": "jdbc",
+        "url": config.get("rds", "jdbc.url"),
+        "table-name": schema.name,
+        "username": config.get("rds", "username"),
+        "password": password,
+        "sink.buffer-flush.max-rows": config.get("rds", "batch.size"),
+        "sink.buffer-flush.interval": f"{config.get('rds', 'flush.interval.ms')} ms",
+        "sink.max-retries": config.get("rds", "max.retries"),
+    }
+    key = ", ".join(f"`{c}`" for c in schema.key)
+    ddl = (
+        f"CREATE TEMPORARY TABLE `{table}` (\n  {_column_list(schema)},\n  PRIMARY KEY ({key}) NOT ENFORCED\n)"
+        f" WITH (\n  {_with(options)}\n)"
+    )
+    return ddl, f"INSERT INTO `{table}` SELECT * FROM `{schema.name}`"
+
+
+def postgres_table_ddl(schema: FeatureSchema) -> str:
+    """The PostgreSQL table a feature upserts into (timestamps are UTC wall-clock)."""
+    columns = ",\n  ".join(
+        f"{c.name} {c.postgres_type}{'' if c.nullable and c.name not in schema.key else ' NOT NULL'}"
+        for c in schema.columns
+    )
+    return (
+        f"CREATE TABLE IF NOT EXISTS {schema.name} (\n  {columns},\n"
+        f"  PRIMARY KEY ({', '.join(schema.key)})\n)"
+    )

@@ -1,0 +1,17 @@
+-- Raw Kinesis records exactly as received: the payload as text plus the arrival time Kinesis
+-- stamped on it. Nothing is parsed here, so a malformed record can never fail the job;
+-- `events` (sources/events.sql) parses it. Read with parallelism = shard count (see README).
+CREATE TEMPORARY TABLE events_raw (
+  payload STRING,
+  arrival_time TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL,
+  shard_id STRING METADATA FROM 'shard-id' VIRTUAL,
+  sequence_number STRING METADATA FROM 'sequence-number' VIRTUAL
+) WITH (
+  'connector' = 'kinesis',
+  'stream' = '${source.stream.name}',
+  'aws.region' = '${source.aws.region}',
+  'aws.endpoint' = '${source.aws.endpoint}',
+  'scan.stream.initpos' = '${source.init.position}',
+  'format' = 'raw',
+  'raw.charset' = 'UTF-8'
+)
