@@ -71,6 +71,10 @@ def _table_options(config: Config, streaming_source: bool) -> dict[str, str]:
     if streaming_source:
         # An idle shard would otherwise hold the watermark back and no window would fire.
         options["table.exec.source.idle-timeout"] = f"{config.get_int('events', 'idle.timeout.seconds')} s"
+    else:
+        # Bounded input (backfill): emit the watermark after every record that raises it instead of
+        # on a wall-clock timer, so which late records are dropped depends only on the input order.
+        options["pipeline.auto-watermark-interval"] = "0 ms"
     return options
 
 

@@ -1,0 +1,62 @@
+import pytest
+
+from jobs.config import load
+from jobs.sinks import Column, FeatureSchemaError, check_schema, jdbc_sink, parquet_sink, postgres_table_ddl
+from tests.unit.test_sql_catalog import ROOT
+
+CONFIG = load(ROOT / "deploy" / "config" / "local.json", "run")
+BASE = [Column("user_id", "STRING", True), Column("window_start", "TIMESTAMP(3)", False),
+        Column("window_end", "TIMESTAMP(3)", False)]
+
+
+def schema(*extra):
+    return check_schema("f", "f.sql:1", BASE + list(extra))
+
+
+def test_key_and_values():
+    s = schema(Column("event_type", "STRING", True), Column("n", "BIGINT", False))
+    assert s.key == ("user_id", "window_end", "window_start", "event_type")
+    assert [c.name for c in s.values] == ["n"]
+
+
+def test_postgres_ddl():
+    ddl = postgres_table_ddl(schema(Column("n", "BIGINT", False), Column("m", "DOUBLE", True)))
+    assert ddl == (
+        "CREATE TABLE IF NOT EXISTS f (\n  user_id text NOT NULL,\n  window_start timestamp(3) NOT NULL,\n"
+        "  window_end timestamp(3) NOT NULL,\n  n bigint NOT NULL,\n  m double precision,\n"
+        "  PRIMARY KEY (user_id, window_end, window_start)\n)"
+    )
+
+
+def test_parquet_sink_partitions_by_window_start_hour():
+    ddl, insert = parquet_sink(schema(Column("n", "BIGINT", False)), "s3://b/p", streaming_commit=True)
+    assert "'path' = 's3://b/p/f'" in ddl
+    assert "PARTITIONED BY (`dt`, `hr`)" in ddl
+    assert "'parquet.write.int64.timestamp' = 'true'" in ddl
+    assert "'sink.partition-commit.watermark-time-zone' = 'UTC'" in ddl
+    assert "DATE_FORMAT(window_start, 'yyyyMMdd'), DATE_FORMAT(window_start, 'HH')" in insert
+
+
+def test_jdbc_sink_upserts_on_the_key():
+    ddl, insert = jdbc_sink(schema(Column("n", "BIGINT", False)), CONFIG, "pw'd")
+    assert "PRIMARY KEY (`user_id`, `window_end`, `window_start`) NOT ENFORCED" in ddl
+    assert "'password' = 'pw''d'" in ddl
+    assert "'sink.buffer-flush.interval' = '1000 ms'" in ddl
+    assert insert == "INSERT INTO `f__rds` SELECT * FROM `f`"
+
+
+@pytest.mark.parametrize(
+    "columns, message",
+    [
+        (BASE[:2] + [Column("n", "BIGINT", False)], "must output window_end"),
+        (BASE, "has no feature columns"),
+        (BASE + [Column("dt", "STRING", True)], "reserved for partitions"),
+        (BASE + [Column("m", "MAP<STRING, INT>", True)], "column m has type MAP<STRING, INT>"),
+        ([BASE[0], Column("window_start", "TIMESTAMP_LTZ(3)", False), BASE[2], Column("n", "INT", True)],
+         "window_start must be TIMESTAMP(3)"),
+    ],
+)
+def test_bad_feature_schemas_name_the_file(columns, message):
+    with pytest.raises(FeatureSchemaError, match="f.sql:1") as error:
+        check_schema("f", "f.sql:1", columns)
+    assert message in str(error.value)
