@@ -58,7 +58,12 @@ def _prepare_local_jvm(extra_java_opts: str) -> None:
     if wanted not in opts:
         os.environ["JAVA_TOOL_OPTIONS"] = f"{opts} {wanted}".strip()
     if PLUGINS_DIR.is_dir():
-        os.environ.setdefault("FLINK_PLUGINS_DIR", str(PLUGINS_DIR))
+        # PyFlink points FLINK_PLUGINS_DIR at its own (empty) folder when it locates its home;
+        # locate it first, then point at ours (the S3 filesystem plugin built by deploy/pom.xml).
+        from pyflink.find_flink_home import _find_flink_home
+
+        _find_flink_home()
+        os.environ["FLINK_PLUGINS_DIR"] = str(PLUGINS_DIR)
 
 
 def _table_options(config: Config, streaming_source: bool) -> dict[str, str]:

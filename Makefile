@@ -1,0 +1,34 @@
+# The two commands a new user needs:  make demo   (run it all locally)   make test   (the test suite)
+# Both install what they need first (Python packages, the Maven-built connector jar).
+PYTHON ?= python3
+JAR := target/pyflink-dependencies.jar
+STAMP := target/.requirements-installed
+
+.PHONY: setup jar test test-unit validate explain clean
+
+setup: $(STAMP) $(JAR)
+
+$(STAMP): requirements.txt
+	$(PYTHON) -m pip install -q -r requirements.txt
+	@mkdir -p target && touch $@
+
+# The shaded connector jar (+ the S3 filesystem plugin), rebuilt when the pom changes.
+jar: $(JAR)
+$(JAR): deploy/pom.xml
+	mvn -q -B -f deploy/pom.xml package
+	@touch $@
+
+test: setup
+	$(PYTHON) -m pytest
+
+test-unit: $(STAMP)
+	$(PYTHON) -m pytest tests/unit
+
+validate: setup
+	$(PYTHON) -m jobs.feature_job validate --config deploy/config/local.json
+
+explain: setup
+	$(PYTHON) -m jobs.feature_job explain --config deploy/config/local.json
+
+clean:
+	rm -rf target .local

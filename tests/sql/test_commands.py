@@ -1,0 +1,113 @@
+"""validate / explain / backfill as a user runs them: exit codes, messages, plan shape, new features."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+from jobs import feature_job
+from tests import oracle
+from tests.sql.test_backfill_oracle import CONFIG, DELAY, ROOT, assert_matches, generate, read_rows, run_backfill
+
+
+def copy_sql(tmp_path: Path) -> Path:
+    target = tmp_path / "sql"
+    shutil.copytree(ROOT / "sql", target)
+    return target
+
+
+def test_validate_accepts_the_shipped_sql(capsys):
+    assert feature_job.main(["validate", "--config", str(CONFIG)]) == 0
+    assert "OK: 2 feature group(s) (user_activity_1h, user_activity_5m), 4 derived sink(s)" in capsys.readouterr().out
+
+
+def test_explain_shares_one_source_scan_and_one_dedup(capsys):
+    assert feature_job.main(["explain", "--config", str(CONFIG)]) == 0
+    plan = capsys.readouterr().out.split("== Optimized Execution Plan ==")[1]
+    assert len(re.findall(r"TableSourceScan\(", plan)) == 1
+    assert len(re.findall(r"Deduplicate\(keep=\[FirstRow\], key=\[txid\]", plan)) == 1
+    assert len(re.findall(r"^Sink\(", plan, flags=re.MULTILINE)) == 5  # 2 features x 2 sinks + quarantine
+
+
+def test_sql_error_names_file_and_line(tmp_path, capsys):
+    sql = copy_sql(tmp_path)
+    (sql / "features" / "broken.sql").write_text(
+        "-- a feature with a typo\nSELECT user_id, window_start, window_end,\n  COUNT(*) AS n,\n  SUM(amout) AS s\n"
+        "FROM TABLE(TUMBLE(TABLE events_deduped, DESCRIPTOR(event_time), INTERVAL '1' HOUR))\n"
+        "GROUP BY user_id, window_start, window_end\n"
+    )
+    assert feature_job.main(["validate", "--config", str(CONFIG), "--sql-dir", str(sql)]) == 2
+    error = capsys.readouterr().err
+    assert f"{sql / 'features' / 'broken.sql'}:4:" in error
+    assert "amout" in error
+
+
+def test_feature_without_window_columns_is_refused(tmp_path, capsys):
+    sql = copy_sql(tmp_path)
+    (sql / "features" / "no_window.sql").write_text("SELECT user_id, COUNT(*) AS n FROM events_deduped GROUP BY user_id\n")
+    assert feature_job.main(["validate", "--config", str(CONFIG), "--sql-dir", str(sql)]) == 2
+    assert "no_window.sql:1: feature 'no_window' must output window_start, window_end" in capsys.readouterr().err
+
+
+def test_bad_config_names_group_and_key(tmp_path, capsys):
+    bad = tmp_path / "bad.json"
+    bad.write_text(CONFIG.read_text().replace('"watermark.delay.seconds": "30"', '"watermark.delay.seconds": "-1"'))
+    assert feature_job.main(["validate", "--config", str(bad)]) == 2
+    assert "property group 'events' key 'watermark.delay.seconds': must be a non-negative integer" in capsys.readouterr().err
+
+
+def test_a_new_feature_file_needs_no_code_change(tmp_path):
+    """Copy the example (which calls the spend_bucket Python UDF) into features/ and backfill."""
+    sql = copy_sql(tmp_path)
+    shutil.copy(sql / "examples" / "user_spend_buckets_1h.sql", sql / "features")
+    lines = generate(seed=3, events=400, users=6, duplicate_share=0.1)
+    out = run_backfill(tmp_path, lines, sql_dir=sql)
+
+    expected_events = oracle.window_features(oracle.replay(lines, datetime.now(timezone.utc), DELAY),
+                                             oracle.timedelta(hours=1), oracle.timedelta(hours=1))
+
+    def bucket(amount):  # written here from the UDF's documented thresholds
+        return "none" if amount is None else "small" if amount < 10 else "medium" if amount < 100 else "large"
+
+    expected = {
+        key: {f"{name}_spend_count": sum(1 for e in events if bucket(e.amount) == name) for name in ("small", "medium", "large")}
+        for key, events in expected_events.items()
+    }
+    assert_matches(read_rows(out / "user_spend_buckets_1h"), expected)
+    assert (out / "user_activity_5m").is_dir()  # the shipped features still run alongside
+
+
+def test_backfill_is_utc_whatever_the_machine_zone(tmp_path):
+    """A fresh JVM under TZ=Asia/Seoul gives the same UTC windows as the oracle."""
+    lines = generate(seed=5, events=300, users=4, duplicate_share=0.1)
+    source = tmp_path / "events.jsonl"
+    source.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out"
+    # A clean environment: not this process's JVM settings nor its PyFlink gateway.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYFLINK", "JAVA_TOOL", "FLINK"))}
+    env["TZ"] = "Asia/Seoul"
+    result = subprocess.run([sys.executable, "-m", "jobs.feature_job", "backfill", "--config", str(CONFIG),
+                             "--input", str(source), "--output-dir", str(out)], cwd=ROOT, env=env,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    expected = oracle.replay(lines, datetime.now(timezone.utc), DELAY)
+    assert_matches(read_rows(out / "user_activity_1h"), oracle.user_activity_1h(expected))
+    assert_matches(read_rows(out / "user_activity_5m"), oracle.user_activity_5m(expected))
+
+
+def test_backfill_reads_a_folder_in_name_order(tmp_path):
+    lines = generate(seed=9, events=300, users=4, duplicate_share=0.1)
+    folder = tmp_path / "archive"
+    folder.mkdir()
+    half = len(lines) // 2
+    (folder / "part-2.jsonl").write_text("\n".join(lines[half:]))  # no trailing newline: still split
+    (folder / "part-1.jsonl").write_text("\n".join(lines[:half]))
+    out = tmp_path / "out"
+    assert feature_job.main(["backfill", "--config", str(CONFIG), "--input", str(folder), "--output-dir", str(out)]) == 0
+    expected = oracle.replay(lines, datetime.now(timezone.utc), DELAY)
+    assert_matches(read_rows(out / "user_activity_5m"), oracle.user_activity_5m(expected))
