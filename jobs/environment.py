@@ -43,8 +43,9 @@ def find_jar() -> Path:
 
 
 def rest_port() -> str:
-    """The local Flink web UI port (FLINK_REST_PORT overrides 8081, e.g. for parallel test runs)."""
-    return os.environ.get("FLINK_REST_PORT", "8081")
+    """The local Flink web UI port: the first free one of 8081-8099 (FLINK_REST_PORT overrides),
+    so a second local job or a test run beside a demo does not fail on a taken port."""
+    return os.environ.get("FLINK_REST_PORT", "8081-8099")
 
 
 def _prepare_local_jvm(extra_java_opts: str) -> None:
@@ -90,7 +91,7 @@ def _local_options(config: Config, parallelism: int) -> dict[str, str]:
         # Files reach the filesystem sink's final names only on checkpoints.
         "execution.checkpointing.interval": f"{config.get_int('job', 'checkpoint.interval.seconds')} s",
         "execution.checkpointing.mode": "EXACTLY_ONCE",
-        "rest.port": rest_port(),
+        "rest.bind-port": rest_port(),
         # Python UDF workers: run them with the interpreter running this job.
         "python.executable": sys.executable,
         "python.client.executable": sys.executable,

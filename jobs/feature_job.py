@@ -79,7 +79,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
     built = _streaming_pipeline(args, config, password=secrets.jdbc_password(config))
     result = built.statement_set.execute()
     if not _managed(args):
-        log.info("job running; Flink web UI on http://localhost:%s — Ctrl-C to stop", environment.rest_port())
+        log.info("job running; Flink web UI on http://localhost:8081 (or the next free port) — Ctrl-C to stop")
         result.wait()
     return 0
 
