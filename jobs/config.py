@@ -121,6 +121,7 @@ REQUIRED_GROUPS: Mapping[str, tuple[str, ...]] = {
     "run": ("job", "source", "events", "rds", "output"),
     "validate": ("job", "source", "events", "rds", "output"),
     "explain": ("job", "source", "events", "rds", "output"),
+    "migrate": ("job", "source", "events", "rds", "output"),
     "backfill": ("job", "events"),
 }
 

@@ -3,6 +3,7 @@
   python -m jobs.feature_job run      --config FILE          stream Kinesis -> PostgreSQL + S3 Parquet
   python -m jobs.feature_job validate --config FILE          compile every statement, run nothing
   python -m jobs.feature_job explain  --config FILE          print the optimized plan
+  python -m jobs.feature_job migrate  --config FILE [--dry-run]  create/extend the PostgreSQL tables
   python -m jobs.feature_job backfill --config FILE --input PATH --output-dir DIR
                                                              same SQL over JSON-lines files -> Parquet
 
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Sequence
 
 from jobs import config as job_config
-from jobs import environment, pipeline, secrets
+from jobs import environment, pipeline, rds, secrets
 from jobs.config import Config, ConfigError
 from jobs.sinks import FeatureSchemaError
 from jobs.sql_catalog import SqlFileError, load_catalog
@@ -29,7 +30,8 @@ from jobs.sql_catalog import SqlFileError, load_catalog
 log = logging.getLogger("feature_job")
 
 DEFAULT_SQL_DIR = environment.PROJECT_ROOT / "sql"
-USER_ERRORS = (ConfigError, SqlFileError, FeatureSchemaError, environment.SetupError, secrets.SecretError)
+USER_ERRORS = (ConfigError, SqlFileError, FeatureSchemaError, environment.SetupError, secrets.SecretError,
+               rds.MigrationError)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -40,6 +42,7 @@ def _parser() -> argparse.ArgumentParser:
         ("validate", "compile every statement against the real connectors; exit 0 or name file:line"),
         ("explain", "print the optimized plan (one source scan, one dedup shared by all features)"),
         ("backfill", "run the same SQL over bounded JSON-lines input and write Parquet"),
+        ("migrate", "create or extend the PostgreSQL feature tables derived from the feature SQL"),
     ):
         command = commands.add_parser(name, help=help_text)
         command.add_argument("--config", type=Path, help="property-group JSON (default: Managed Flink's file)")
@@ -47,6 +50,8 @@ def _parser() -> argparse.ArgumentParser:
         if name == "backfill":
             command.add_argument("--input", type=Path, required=True, help="JSON-lines file or folder of them")
             command.add_argument("--output-dir", type=Path, required=True, help="where Parquet is written")
+        if name == "migrate":
+            command.add_argument("--dry-run", action="store_true", help="print the statements, change nothing")
     return parser
 
 
@@ -81,6 +86,25 @@ def run(args: argparse.Namespace, config: Config) -> int:
     if not _managed(args):
         log.info("job running; Flink web UI on http://localhost:8081 (or the next free port) — Ctrl-C to stop")
         result.wait()
+    return 0
+
+
+def migrate(args: argparse.Namespace, config: Config) -> int:
+    import psycopg  # only this command talks to PostgreSQL from Python
+
+    t_env = environment.create(config, managed=False, streaming_source=True)
+    schemas = pipeline.register_features(t_env, load_catalog(args.sql_dir, "kinesis", config))
+    connection_kwargs = rds.connection_kwargs(config, secrets.jdbc_password(config))
+    try:
+        with psycopg.connect(**connection_kwargs, connect_timeout=10) as connection:
+            statements = rds.migrate(connection, schemas, args.dry_run)
+    except psycopg.OperationalError as error:
+        where = f"{connection_kwargs['host']}:{connection_kwargs['port']}/{connection_kwargs['dbname']}"
+        raise rds.MigrationError(f"cannot connect to PostgreSQL at {where} (property group 'rds'): {error}".strip()) from None
+    for statement in statements:
+        print(statement + ";")
+    verb = "would run" if args.dry_run else "ran"
+    print(f"-- {verb} {len(statements)} statement(s) for {len(schemas)} feature table(s)")
     return 0
 
 
@@ -125,7 +149,7 @@ def backfill(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
-COMMANDS = {"run": run, "validate": validate, "explain": explain, "backfill": backfill}
+COMMANDS = {"run": run, "validate": validate, "explain": explain, "backfill": backfill, "migrate": migrate}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -69,12 +69,8 @@ def _column_from_printed(name: str, printed: str) -> sinks.Column:
     return sinks.Column(name, flink_type, nullable)
 
 
-def build(t_env: TableEnvironment, catalog: Catalog, config: Config, *, output_root: str,
-          jdbc_password: str | None, streaming_commit: bool) -> Pipeline:
-    """Register sources, views and features; add every INSERT to one StatementSet.
-
-    ``jdbc_password`` None means no PostgreSQL sinks (backfill writes Parquet only).
-    """
+def register_features(t_env: TableEnvironment, catalog: Catalog) -> list[sinks.FeatureSchema]:
+    """Register sources, views, UDFs and one view per feature; return the features' schemas."""
     for statement in catalog.tables + catalog.views:
         _run(statement, t_env.execute_sql)
 
@@ -84,19 +80,30 @@ def build(t_env: TableEnvironment, catalog: Catalog, config: Config, *, output_r
     if registered:
         log.info("registered UDFs: %s", ", ".join(registered))
 
-    pipeline = Pipeline(t_env.create_statement_set())
+    schemas = []
     for feature in catalog.features:
         table = _run(feature.query, t_env.sql_query)
-        schema = _schema_of(table, feature.name, feature.query.where())
+        schemas.append(_schema_of(table, feature.name, feature.query.where()))
         t_env.create_temporary_view(feature.name, table)
+    return schemas
+
+
+def build(t_env: TableEnvironment, catalog: Catalog, config: Config, *, output_root: str,
+          jdbc_password: str | None, streaming_commit: bool) -> Pipeline:
+    """Everything in one StatementSet: each feature's derived sinks, then the fixed sinks.
+
+    ``jdbc_password`` None means no PostgreSQL sinks (backfill writes Parquet only).
+    """
+    pipeline = Pipeline(t_env.create_statement_set())
+    for feature, schema in zip(catalog.features, register_features(t_env, catalog)):
         pipeline.features.append(schema)
         derived = [sinks.parquet_sink(schema, output_root, streaming_commit)]
         if jdbc_password is not None:
             derived.append(sinks.jdbc_sink(schema, config, jdbc_password))
         for ddl, insert in derived:
-            where = Statement(feature.query.path, feature.query.first_line, "")
-            _run(Statement(where.path, where.first_line, ddl), t_env.execute_sql)
-            _run(Statement(where.path, where.first_line, insert), pipeline.statement_set.add_insert_sql)
+            # Derived statements are reported at the feature file's first line.
+            _run(Statement(feature.query.path, feature.query.first_line, ddl), t_env.execute_sql)
+            _run(Statement(feature.query.path, feature.query.first_line, insert), pipeline.statement_set.add_insert_sql)
             pipeline.sink_tables.append(re.search(r"`([^`]+)`", ddl).group(1))
 
     for statement in catalog.sinks:
