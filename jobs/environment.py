@@ -67,6 +67,36 @@ def _prepare_local_jvm(extra_java_opts: str) -> None:
         os.environ["FLINK_PLUGINS_DIR"] = str(PLUGINS_DIR)
 
 
+def _is_local_endpoint(url: str) -> bool:
+    return bool(url) and not url.rstrip("/").endswith(".amazonaws.com")
+
+
+def _use_emulator_credentials(config: Config) -> None:
+    """LocalStack and the embedded emulator accept any key; real AWS keeps its own credential chain."""
+    endpoints = [config.groups.get("source", {}).get("aws.endpoint", ""), config.groups.get("output", {}).get("s3.endpoint", "")]
+    if any(_is_local_endpoint(url) for url in endpoints):
+        os.environ.setdefault("AWS_ACCESS_KEY_ID", "test")
+        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test")
+
+
+def _initialize_filesystems(config: Config) -> None:
+    """Load the S3 filesystem plugin the way a Flink cluster's entrypoint does.
+
+    The local MiniCluster never initializes filesystems with plugins, so without this an s3://
+    path fails with "Could not find a file system implementation for scheme 's3'".
+    """
+    from pyflink.java_gateway import get_gateway
+
+    jvm = get_gateway().jvm
+    flink_config = jvm.org.apache.flink.configuration.Configuration()
+    endpoint = config.groups.get("output", {}).get("s3.endpoint", "")
+    if endpoint:
+        flink_config.setString("s3.endpoint", endpoint)
+        flink_config.setString("s3.path.style.access", config.get("output", "s3.path.style.access"))
+    plugins = jvm.org.apache.flink.core.plugin.PluginUtils.createPluginManagerFromRootFolder(flink_config)
+    jvm.org.apache.flink.core.fs.FileSystem.initialize(flink_config, plugins)
+
+
 def _table_options(config: Config, streaming_source: bool) -> dict[str, str]:
     options = {
         "table.local-time-zone": "UTC",
@@ -82,6 +112,12 @@ def _table_options(config: Config, streaming_source: bool) -> dict[str, str]:
         # on a wall-clock timer, so which late records are dropped depends only on the input order.
         options["pipeline.auto-watermark-interval"] = "0 ms"
     return options
+
+
+def _restart_options(streaming_source: bool) -> dict[str, str]:
+    if not streaming_source:
+        return {"restart-strategy.type": "none"}  # a backfill that fails should say so, not loop
+    return {"restart-strategy.type": "exponential-delay"}
 
 
 def _local_options(config: Config, parallelism: int) -> dict[str, str]:
@@ -108,10 +144,13 @@ def create(config: Config, *, managed: bool, streaming_source: bool, parallelism
     """A streaming TableEnvironment configured for this job (one per process is plenty)."""
     if not managed:
         _prepare_local_jvm(extra_java_opts)
+        _use_emulator_credentials(config)
     t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
     options = _table_options(config, streaming_source)
     if not managed:
+        _initialize_filesystems(config)
         options.update(_local_options(config, parallelism or config.get_int("job", "parallelism")))
+        options.update(_restart_options(streaming_source))
     table_config = t_env.get_config()
     for key, value in options.items():
         table_config.set(key, value)

@@ -1,0 +1,119 @@
+"""The embedded Kinesis + S3 emulator: moto's server on one port, plus one S3 compatibility fix.
+
+Run as ``python -m deploy.local.emulator --host 127.0.0.1 --port 4566`` (``up`` does this).
+
+Why moto: one pure-Python process serves both Kinesis and S3 on one port, installed by pip, no
+Docker. Probed with the job's real connectors (Flink 1.20, flink-connector-kinesis 4.3.0-1.19,
+flink-s3-fs-hadoop): Kinesis reads work once the connector's AWS SDK v1 stops speaking CBOR
+(moto only speaks JSON); see README in this folder.
+
+Fix 1 (S3): moto 5.2 moved some S3 responses to a generic serializer that names the XML root
+``<Operation>Response`` (e.g. ``CompleteMultipartUploadResponse``) where S3 says
+``CompleteMultipartUploadResult``. boto3 ignores the root; the AWS SDK v1 inside Hadoop's S3A does
+not, so every Parquet commit from Flink failed with a NullPointerException in
+``XmlResponsesSaxParser$CompleteMultipartUploadHandler``. Renaming the root restores S3's wire format.
+
+Fix 2 (Kinesis): with CBOR off, the connector's SDK v1 sends GetShardIterator's ``Timestamp`` in
+epoch *milliseconds*; moto reads seconds, so ``scan.stream.initpos = AT_TIMESTAMP`` pointed
+50,000 years ahead and read nothing. Values too large to be seconds are taken as milliseconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from typing import Any, Mapping
+
+log = logging.getLogger(__name__)
+
+# moto's generic root name -> the root element real S3 sends (and SDK v1's SAX handlers expect).
+S3_XML_ROOTS = {
+    "CompleteMultipartUploadResponse": "CompleteMultipartUploadResult",
+    "CreateMultipartUploadResponse": "InitiateMultipartUploadResult",
+    "ListPartsResponse": "ListPartsResult",
+    "ListMultipartUploadsResponse": "ListMultipartUploadsResult",
+    "ListObjectsResponse": "ListBucketResult",
+    "ListObjectsV2Response": "ListBucketResult",
+    "DeleteObjectsResponse": "DeleteResult",
+    "ListBucketsResponse": "ListAllMyBucketsResult",
+}
+
+
+def patch_s3_xml_roots() -> bool:
+    """Rename moto's generic S3 XML roots to S3's. False if this moto has no such serializer
+    (moto <= 5.1 renders S3 from templates with the right roots, so nothing is needed)."""
+    try:
+        from moto.core import serialize
+    except ImportError:
+        return False
+    serializer = getattr(serialize, "S3Serializer", None)
+    if serializer is None or getattr(serializer, "_deploy_local_patched", False):
+        return serializer is not None
+    original = serializer._serialize_body
+
+    def _serialize_body(self: Any, body: Mapping[str, Any]) -> str:
+        if isinstance(body, Mapping) and len(body) == 1:
+            (root, content), = body.items()
+            if root in S3_XML_ROOTS:
+                body = {S3_XML_ROOTS[root]: content}
+        return original(self, body)
+
+    serializer._serialize_body = _serialize_body
+    serializer._deploy_local_patched = True
+    return True
+
+
+# Epoch seconds stay below this until the year 5138; epoch milliseconds passed it in 1973.
+_MILLIS_THRESHOLD = 100_000_000_000
+
+
+def patch_kinesis_timestamp_millis() -> bool:
+    """Accept GetShardIterator timestamps in epoch millis as well as seconds (see module doc)."""
+    try:
+        from moto.kinesis.models import KinesisBackend
+    except ImportError:
+        return False
+    if getattr(KinesisBackend, "_deploy_local_patched", False):
+        return True
+    original = KinesisBackend.get_shard_iterator
+
+    def get_shard_iterator(self: Any, *args: Any, **kwargs: Any) -> Any:
+        # Positional in moto 5.x: (arn, name, shard_id, type, sequence_number, at_timestamp).
+        if "at_timestamp" in kwargs:
+            kwargs["at_timestamp"] = _seconds(kwargs["at_timestamp"])
+        elif len(args) >= 6:
+            args = (*args[:5], _seconds(args[5]), *args[6:])
+        return original(self, *args, **kwargs)
+
+    KinesisBackend.get_shard_iterator = get_shard_iterator
+    KinesisBackend._deploy_local_patched = True
+    return True
+
+
+def _seconds(value: Any) -> Any:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > _MILLIS_THRESHOLD:
+        return value / 1000.0
+    return value
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=4566)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not os.environ.get("DEPLOY_LOCAL_EMULATOR_VERBOSE"):
+        # The Kinesis source polls every shard several times a second: one log line per request
+        # would grow the log by megabytes an hour. Errors are still logged.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    log.info("S3 XML root fix %s", "applied" if patch_s3_xml_roots() else "not needed")
+    log.info("Kinesis millisecond-timestamp fix %s", "applied" if patch_kinesis_timestamp_millis() else "not applied")
+
+    from moto import server
+
+    server.main(["-H", args.host, "-p", str(args.port)])
+
+
+if __name__ == "__main__":
+    main()
