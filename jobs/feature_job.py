@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -108,22 +107,61 @@ def migrate(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
-def _single_input_file(path: Path, scratch: Path) -> Path:
-    """A folder's JSON-lines files joined in name order, so records are read in a known order
-    (the file source would otherwise read a folder's files in no guaranteed order)."""
+def _input_files(path: Path) -> list[Path]:
+    """The file itself, or a folder's files in name order (hidden and _SUCCESS-style files skipped)."""
     if path.is_file():
-        return path
+        return [path]
     files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith((".", "_")))
     if not files:
         raise ConfigError(f"--input {path}: no files found")
+    return files
+
+
+def _is_parquet(path: Path) -> bool:
+    with path.open("rb") as file:
+        return file.read(4) == b"PAR1"
+
+
+def _sorted_archive(files: list[Path], scratch: Path) -> Path:
+    """The raw archive's records in arrival order (shard and sequence number break ties), as one
+    Parquet file: its shards were written by parallel writers, so file order is not arrival order."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
+
+    columns = ["payload", "arrival_time", "shard_id", "sequence_number"]
+    table = ds.dataset([str(f) for f in files], format="parquet").to_table(columns=columns)
+    table = table.append_column("sequence_key", pc.utf8_lpad(pc.fill_null(table["sequence_number"], ""), 64, "0"))
+    table = table.sort_by([("arrival_time", "ascending"), ("shard_id", "ascending"), ("sequence_key", "ascending")])
+    table = table.select(columns).cast(pa.schema([
+        ("payload", pa.string()), ("arrival_time", pa.timestamp("ms", tz="UTC")),
+        ("shard_id", pa.string()), ("sequence_number", pa.string()),
+    ]))
+    sorted_file = scratch / "archive.parquet"
+    pq.write_table(table, sorted_file)
+    return sorted_file
+
+
+def _joined_lines(files: list[Path], scratch: Path) -> Path:
+    """JSON-lines files joined in name order, so records are read in a known order (the file
+    source would otherwise read a folder's files in no guaranteed order)."""
+    if len(files) == 1:
+        return files[0]
     joined = scratch / "input.jsonl"
     with joined.open("wb") as out:
         for file in files:
-            with file.open("rb") as src:
-                shutil.copyfileobj(src, out)
-            if file.stat().st_size and not file.read_bytes().endswith(b"\n"):
-                out.write(b"\n")
+            data = file.read_bytes()
+            out.write(data if not data or data.endswith(b"\n") else data + b"\n")
     return joined
+
+
+def _prepare_input(path: Path, scratch: Path) -> tuple[str, Path]:
+    """(source connector, single input file): JSON lines, or the raw archive's Parquet."""
+    files = _input_files(path)
+    if _is_parquet(files[0]):
+        return "archive", _sorted_archive(files, scratch)
+    return "file", _joined_lines(files, scratch)
 
 
 def backfill(args: argparse.Namespace, config: Config) -> int:
@@ -131,7 +169,7 @@ def backfill(args: argparse.Namespace, config: Config) -> int:
         raise ConfigError(f"--input {args.input}: no such file or folder")
     args.output_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="backfill-") as scratch:
-        input_file = _single_input_file(args.input, Path(scratch))
+        connector, input_file = _prepare_input(args.input, Path(scratch))
         output_root = pipeline.sink_root(args.output_dir)
         config = config.with_overrides({
             "backfill": {"input.path": input_file.resolve().as_uri()},
@@ -139,7 +177,7 @@ def backfill(args: argparse.Namespace, config: Config) -> int:
         })
         # Parallelism 1: records are processed in file order, so the outcome is deterministic.
         t_env = environment.create(config, managed=False, streaming_source=False, parallelism=1)
-        catalog = load_catalog(args.sql_dir, "file", config)
+        catalog = load_catalog(args.sql_dir, connector, config)
         built = pipeline.build(t_env, catalog, config, output_root=output_root,
                                jdbc_password=None, streaming_commit=False)
         built.statement_set.execute().wait()

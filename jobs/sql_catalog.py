@@ -6,6 +6,7 @@ Layout of the sql/ folder (file name = object name, one object per file):
   views/*.sql                          CREATE TEMPORARY VIEW statements (dedup, ...)
   features/<name>.sql                  ONE SELECT per feature group; sinks are derived from it
   sinks/*.sql                          fixed outputs: CREATE TABLE, then the INSERT that feeds it
+  sinks/<connector>/*.sql              fixed outputs of one connector only (the raw archive)
 Every statement keeps its file and first line, so an error points at file:line.
 """
 
@@ -251,6 +252,6 @@ def load_catalog(sql_dir: Path, source_connector: str, config: Config) -> Catalo
         raise SqlFileError(sql_dir / "features", 1, "no feature files (*.sql) found")
 
     sinks: list[Statement] = []
-    for path in sorted((sql_dir / "sinks").glob("*.sql")):
+    for path in sorted((sql_dir / "sinks").glob("*.sql")) + sorted((sql_dir / "sinks" / source_connector).glob("*.sql")):
         sinks += _read(path, config)
     return Catalog(tables, views, features, sinks)

@@ -97,13 +97,15 @@ class Outcome:
     duplicates: int = 0
 
 
-def replay(lines: list[str], arrival: datetime, watermark_delay: timedelta,
+def replay(lines: list[str], arrival: datetime | list[datetime], watermark_delay: timedelta,
            future_skew: timedelta = timedelta(minutes=5)) -> Outcome:
+    """``arrival``: one time for all records (a file), or each record's own (Kinesis)."""
     outcome = Outcome()
     seen: set[str] = set()
     max_time: datetime | None = None
-    for line in lines:
-        result = classify(line, arrival, future_skew)
+    arrivals = arrival if isinstance(arrival, list) else [arrival] * len(lines)
+    for line, arrived in zip(lines, arrivals, strict=True):
+        result = classify(line, arrived, future_skew)
         if isinstance(result, str):
             outcome.quarantined.append((line, result))
             continue

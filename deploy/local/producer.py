@@ -92,6 +92,7 @@ def put_batch(kinesis: Any, stream: str, batch: list[dict[str, Any]]) -> int:
     """Put one batch until every record is accepted; returns how many record re-sends it took."""
     pending = batch
     retried = 0
+    last_error = ""
     for attempt in range(MAX_ATTEMPTS):
         try:
             response = kinesis.put_records(StreamName=stream, Records=pending)
@@ -100,22 +101,25 @@ def put_batch(kinesis: Any, stream: str, batch: list[dict[str, Any]]) -> int:
             if code not in RETRYABLE_CODES:
                 raise
             log.debug("PutRecords throttled (%s), attempt %d", code, attempt + 1)
+            last_error = code
             retried += len(pending)
             _backoff(attempt)
             continue
         except BotoCoreError as exc:  # connection reset, read timeout: the endpoint may be busy
             log.debug("PutRecords failed (%s), attempt %d", exc, attempt + 1)
+            last_error = str(exc)
             retried += len(pending)
             _backoff(attempt)
             continue
         if not response.get("FailedRecordCount"):
             return retried
-        pending = [rec for rec, result in zip(pending, response["Records"]) if result.get("ErrorCode")]
+        failed = [(rec, result) for rec, result in zip(pending, response["Records"]) if result.get("ErrorCode")]
+        pending = [rec for rec, _ in failed]
+        last_error = f"{failed[0][1]['ErrorCode']}: {failed[0][1].get('ErrorMessage', '')}"
         retried += len(pending)
-        log.debug("%d records failed (%s), attempt %d", len(pending),
-                  response["Records"][0].get("ErrorCode"), attempt + 1)
+        log.debug("%d records failed (%s), attempt %d", len(pending), last_error, attempt + 1)
         _backoff(attempt)
-    raise ProduceError(f"{len(pending)} records still failing after {MAX_ATTEMPTS} attempts")
+    raise ProduceError(f"{len(pending)} records still failing after {MAX_ATTEMPTS} attempts; last error: {last_error}")
 
 
 def produce(kinesis: Any, stream: str, path: Path, rate: float | None = None) -> ProduceStats:

@@ -31,7 +31,7 @@ def test_explain_shares_one_source_scan_and_one_dedup(capsys):
     plan = capsys.readouterr().out.split("== Optimized Execution Plan ==")[1]
     assert len(re.findall(r"TableSourceScan\(", plan)) == 1
     assert len(re.findall(r"Deduplicate\(keep=\[FirstRow\], key=\[txid\]", plan)) == 1
-    assert len(re.findall(r"^Sink\(", plan, flags=re.MULTILINE)) == 5  # 2 features x 2 sinks + quarantine
+    assert len(re.findall(r"^Sink\(", plan, flags=re.MULTILINE)) == 6  # 2 features x 2 sinks, quarantine, raw archive
 
 
 def test_sql_error_names_file_and_line(tmp_path, capsys):
@@ -111,3 +111,38 @@ def test_backfill_reads_a_folder_in_name_order(tmp_path):
     assert feature_job.main(["backfill", "--config", str(CONFIG), "--input", str(folder), "--output-dir", str(out)]) == 0
     expected = oracle.replay(lines, datetime.now(timezone.utc), DELAY)
     assert_matches(read_rows(out / "user_activity_5m"), oracle.user_activity_5m(expected))
+
+
+def test_backfill_replays_the_raw_archive_in_arrival_order(tmp_path):
+    """Two shards' archive files whose name order is not arrival order; arrival times come from the
+    archive, so the future-dated check uses each record's own arrival."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    lines = generate(seed=13, events=400, users=5, duplicate_share=0.1)
+    start = datetime(2026, 1, 1, 0, 0, 30, tzinfo=timezone.utc)
+    arrivals = [start + oracle.timedelta(seconds=i * 10) for i in range(len(lines))]  # ~70 min, like the events
+    lines.append('{"txid": "f-1", "user_id": "u-1", "event_type": "A", "event_time": "2026-01-01T05:00:00Z"}')
+    arrivals.append(arrivals[-1] + oracle.timedelta(seconds=1))  # 3+ hours ahead of its arrival
+    shards = {"shardId-000000000001": [], "shardId-000000000000": []}
+    for n, (line, arrived) in enumerate(zip(lines, arrivals)):
+        shard = sorted(shards)[n % 2]
+        shards[shard].append((line, arrived, shard, str(10**20 + n)))
+    folder = tmp_path / "_raw" / "dt=20260101" / "hr=00"
+    folder.mkdir(parents=True)
+    for name, shard in (("part-a", "shardId-000000000001"), ("part-b", "shardId-000000000000")):
+        rows = shards[shard]
+        pq.write_table(pa.table({
+            "payload": [r[0] for r in rows], "arrival_time": pa.array([r[1] for r in rows], pa.timestamp("ms", tz="UTC")),
+            "shard_id": [r[2] for r in rows], "sequence_number": [r[3] for r in rows],
+        }), folder / name)
+    (folder / "_SUCCESS").write_text("")
+    out = tmp_path / "out"
+    assert feature_job.main(["backfill", "--config", str(CONFIG), "--input", str(tmp_path / "_raw"),
+                             "--output-dir", str(out)]) == 0
+    expected = oracle.replay(lines, arrivals, DELAY)
+    assert ("event_time more than 300 s after arrival" in {reason for _, reason in expected.quarantined})
+    assert_matches(read_rows(out / "user_activity_5m"), oracle.user_activity_5m(expected))
+    assert_matches(read_rows(out / "user_activity_1h"), oracle.user_activity_1h(expected))
+    quarantined = read_rows(out / "_quarantine")
+    assert sorted((r["payload"], r["reason"]) for r in quarantined) == sorted(expected.quarantined)
