@@ -71,12 +71,15 @@ def _is_local_endpoint(url: str) -> bool:
     return bool(url) and not url.rstrip("/").endswith(".amazonaws.com")
 
 
-def _use_emulator_credentials(config: Config) -> None:
-    """LocalStack and the embedded emulator accept any key; real AWS keeps its own credential chain."""
+def _use_emulator_settings(config: Config) -> None:
+    """For LocalStack or the embedded emulator: any key is accepted (real AWS keeps its own
+    credential chain), and the Kinesis connector's AWS SDK v1 must speak JSON, not CBOR, which
+    moto cannot read (harmless for LocalStack and kinesis-local)."""
     endpoints = [config.groups.get("source", {}).get("aws.endpoint", ""), config.groups.get("output", {}).get("s3.endpoint", "")]
     if any(_is_local_endpoint(url) for url in endpoints):
         os.environ.setdefault("AWS_ACCESS_KEY_ID", "test")
         os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test")
+        os.environ.setdefault("AWS_CBOR_DISABLE", "true")
 
 
 def _initialize_filesystems(config: Config) -> None:
@@ -144,7 +147,7 @@ def create(config: Config, *, managed: bool, streaming_source: bool, parallelism
     """A streaming TableEnvironment configured for this job (one per process is plenty)."""
     if not managed:
         _prepare_local_jvm(extra_java_opts)
-        _use_emulator_credentials(config)
+        _use_emulator_settings(config)
     t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
     options = _table_options(config, streaming_source)
     if not managed:

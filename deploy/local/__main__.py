@@ -37,7 +37,8 @@ def _parser() -> argparse.ArgumentParser:
 
     def with_config(name: str, help_text: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text)
-        sub.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="property-group JSON (default: %(default)s)")
+        sub.add_argument("--config", type=Path, default=DEFAULT_CONFIG,
+                         help="property-group JSON (default: %(default)s)")
         return sub
 
     install = commands.add_parser("install", help="install PostgreSQL (apt) and requirements.txt (pip)")

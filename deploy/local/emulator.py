@@ -1,4 +1,4 @@
-"""The embedded Kinesis + S3 emulator: moto's server on one port, plus one S3 compatibility fix.
+"""The embedded Kinesis + S3 emulator: moto's server on one port, plus two compatibility fixes.
 
 Run as ``python -m deploy.local.emulator --host 127.0.0.1 --port 4566`` (``up`` does this).
 
@@ -86,8 +86,9 @@ def patch_kinesis_timestamp_millis() -> bool:
             args = (*args[:5], _seconds(args[5]), *args[6:])
         return original(self, *args, **kwargs)
 
-    KinesisBackend.get_shard_iterator = get_shard_iterator
-    KinesisBackend._deploy_local_patched = True
+    backend: Any = KinesisBackend  # typed Any: assigning to a class's method is the point here
+    backend.get_shard_iterator = get_shard_iterator
+    backend._deploy_local_patched = True
     return True
 
 

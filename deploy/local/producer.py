@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +105,8 @@ def put_batch(kinesis: Any, stream: str, batch: list[dict[str, Any]]) -> int:
             retried += len(pending)
             _backoff(attempt)
             continue
+        except EndpointConnectionError as exc:  # nothing listens: waiting will not help
+            raise ProduceError(f"{exc} (is it up? `python -m deploy.local up`)") from exc
         except BotoCoreError as exc:  # connection reset, read timeout: the endpoint may be busy
             log.debug("PutRecords failed (%s), attempt %d", exc, attempt + 1)
             last_error = str(exc)
@@ -113,7 +115,8 @@ def put_batch(kinesis: Any, stream: str, batch: list[dict[str, Any]]) -> int:
             continue
         if not response.get("FailedRecordCount"):
             return retried
-        failed = [(rec, result) for rec, result in zip(pending, response["Records"]) if result.get("ErrorCode")]
+        results = zip(pending, response["Records"], strict=True)
+        failed = [(rec, result) for rec, result in results if result.get("ErrorCode")]
         pending = [rec for rec, _ in failed]
         last_error = f"{failed[0][1]['ErrorCode']}: {failed[0][1].get('ErrorMessage', '')}"
         retried += len(pending)

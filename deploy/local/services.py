@@ -35,8 +35,6 @@ class Report:
             f"Postgres  {self.postgres.describe()}  jdbc:postgresql://{pg.host}:{pg.port}/{pg.database}"
             f"  user {pg.user}",
             f"State     {state.root}  (logs: {state.logs}, {state.postgres}/postgres.log)",
-            # The job's Kinesis connector (AWS SDK v1) speaks CBOR by default; moto cannot read it.
-            "Job env   AWS_CBOR_DISABLE=true  (needed by the Kinesis connector against moto)",
         ]
 
 

@@ -240,3 +240,24 @@ def test_partition_key_is_the_user_or_a_line_hash() -> None:
 def test_emulator_root_fix_maps_only_known_roots() -> None:
     assert emulator.S3_XML_ROOTS["CompleteMultipartUploadResponse"] == "CompleteMultipartUploadResult"
     assert all(k.endswith("Response") and v.endswith("Result") for k, v in emulator.S3_XML_ROOTS.items())
+
+
+def test_put_batch_resends_only_failed_records_and_survives_throttling(monkeypatch: pytest.MonkeyPatch) -> None:
+    from botocore.exceptions import ClientError
+
+    monkeypatch.setattr(producer, "_backoff", lambda attempt: None)
+    calls: list[list[bytes]] = []
+
+    class FlakyKinesis:
+        def put_records(self, StreamName: str, Records: list[dict[str, Any]]) -> dict[str, Any]:
+            calls.append([r["Data"] for r in Records])
+            if len(calls) == 1:
+                raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException"}}, "PutRecords")
+            if len(calls) == 2:  # the second record fails once
+                return {"FailedRecordCount": 1, "Records": [
+                    {"ShardId": "s"}, {"ErrorCode": "InternalFailure", "ErrorMessage": "busy"}, {"ShardId": "s"}]}
+            return {"FailedRecordCount": 0, "Records": [{"ShardId": "s"} for _ in Records]}
+
+    batch = [{"Data": d, "PartitionKey": "k"} for d in (b"a", b"b", b"c")]
+    assert producer.put_batch(FlakyKinesis(), "s", batch) == 4
+    assert calls == [[b"a", b"b", b"c"], [b"a", b"b", b"c"], [b"b"]]
