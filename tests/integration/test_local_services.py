@@ -8,7 +8,6 @@ stopped at the end.
 from __future__ import annotations
 
 import json
-import sys
 import time
 import urllib.request
 from collections import Counter
@@ -18,15 +17,11 @@ from typing import Any, Iterator
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-if str(REPO_ROOT) not in sys.path:  # tests/integration has no __init__.py to anchor imports
-    sys.path.insert(0, str(REPO_ROOT))
+import psycopg
 
-import psycopg  # noqa: E402
-
-from deploy.local import aws, config, emulator, producer, services  # noqa: E402
-from deploy.local.generator import MALFORMED_KINDS, GeneratorOptions, generate  # noqa: E402
-from deploy.local.state import DEFAULT_STATE  # noqa: E402
+from deploy.local import aws, config, emulator, producer, services
+from deploy.local.generator import MALFORMED_KINDS, GeneratorOptions, generate
+from deploy.local.state import DEFAULT_STATE
 
 TEST_STREAM = "test-local-services"
 TEST_BUCKET = "test-local-services"
