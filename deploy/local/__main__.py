@@ -7,6 +7,8 @@
   reset [--config C]              empty stream, bucket and every table in `public`
   generate --out FILE [...]       write sample events (JSON lines)
   produce --events FILE [--rate N] [--config C]   put a JSON-lines file into the stream
+  demo [--seconds N] [--watch] [--config C]       everything, live: services, job, events, outputs
+  stop-job [--config C]           stop the job `demo` started
 """
 
 from __future__ import annotations
@@ -52,6 +54,15 @@ def _parser() -> argparse.ArgumentParser:
     produce.add_argument("--events", type=Path, required=True, help="JSON-lines file, one event per line")
     produce.add_argument("--rate", type=float, default=None, help="records per second (default: as fast as possible)")
 
+    demo = with_config("demo", "up, jar, migrate, job in the background, sample events, live view")
+    demo.add_argument("--seconds", type=float, default=75.0, help="how long the live view runs (default 75; 0: once)")
+    demo.add_argument("--interval", type=float, default=5.0, help="seconds between fresh batches and refreshes")
+    demo.add_argument("--events", type=int, default=2000, help="events in the first batch (default 2000)")
+    demo.add_argument("--users", type=int, default=50)
+    demo.add_argument("--watch", action="store_true", help="look at the running job again (no setup)")
+    demo.add_argument("--no-produce", action="store_true", help="send no events, only look")
+    with_config("stop-job", "stop the job `demo` started (services keep running)")
+
     gen = commands.add_parser("generate", help="write sample events with duplicates, disorder and bad lines")
     gen.add_argument("--out", type=Path, required=True)
     gen.add_argument("--users", type=int, default=50)
@@ -82,10 +93,20 @@ def _run(args: argparse.Namespace) -> int:
         return 0
 
     # Everything below talks to services; imported here so `generate` needs no boto3/psycopg.
-    from deploy.local import aws, producer, services
+    from deploy.local import aws, job, producer, services
 
     settings = config_module.load(args.config)
     state = DEFAULT_STATE
+    if args.command == "demo":
+        from deploy.local import demo
+
+        return demo.run(demo.DemoOptions(config_path=args.config, seconds=args.seconds, interval=args.interval,
+                                         events=args.events, users=args.users, watch=args.watch,
+                                         produce=not args.no_produce), settings, state)
+    if args.command == "stop-job":
+        pid = job.stop(state, args.config)
+        print(f"stopped job pid {pid}" if pid else "no job started by `demo` is running on this config")
+        return 0
     if args.command == "up":
         report = services.up(settings, state)
         print("\n".join(report.lines(settings, state)))

@@ -182,6 +182,7 @@ class Server:
         """Start the server unless it (or a usable external one) is already up."""
         current = self.status()
         if current.kind == "ours":
+            self.ensure_database()  # this config may name a database the running server lacks
             return current
         if current.kind == "external":
             if self._can_login():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from deploy.local import aws, aws_endpoint, postgres, resources
+from deploy.local import aws, aws_endpoint, job, postgres, resources
 from deploy.local.config import LocalSettings
 from deploy.local.state import StateDirs
 
@@ -70,8 +70,11 @@ def status(settings: LocalSettings, state: StateDirs) -> Report:
 
 
 def down(settings: LocalSettings, state: StateDirs) -> list[str]:
-    """Stop what ``up`` started (pid files); reused services keep running."""
-    stopped = [f"emulator pid {pid}" for pid in aws_endpoint.stop(state)]
+    """Stop what ``up`` started (pid files); reused services keep running.
+
+    Jobs the demo started go first: without their endpoints they would only fail and restart."""
+    stopped = [f"job pid {pid}" for pid in job.stop_all(state)]
+    stopped += [f"emulator pid {pid}" for pid in aws_endpoint.stop(state)]
     pg_pid = postgres.Server(state, settings.postgres).stop()
     if pg_pid is not None:
         stopped.append(f"postgres pid {pg_pid}")

@@ -51,14 +51,15 @@ def _time_text(moment: datetime, rng: random.Random) -> object:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # microseconds: truncated to millis
 
 
-def generate(seed: int, events: int, users: int, duplicate_share: float, late: int = 0) -> list[str]:
+def generate(seed: int, events: int, users: int, duplicate_share: float, late: int = 0,
+             start: datetime = START) -> list[str]:
     """Events over ~70 minutes, out of order within 20 s (< the 30 s bound), with identical
     re-sends a little later, malformed lines spread through, and optionally some late arrivals."""
     rng = random.Random(seed)
     span = 70 * 60
     records = []
     for n in range(events):
-        moment = START + timedelta(seconds=rng.uniform(0, span))
+        moment = start + timedelta(seconds=rng.uniform(0, span))
         moment = moment.replace(microsecond=moment.microsecond - moment.microsecond % 1000 + rng.randrange(1000))
         record = {"txid": f"t-{n}", "user_id": f"u-{rng.randrange(users)}", "event_type": rng.choice("AABCD"),
                   "event_time": _time_text(moment, rng)}

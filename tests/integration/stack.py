@@ -1,0 +1,121 @@
+"""The real local stack for end-to-end tests: a config of their own, the job as a real process,
+and readers for what it wrote to PostgreSQL and S3.
+
+Each test names its own stream, bucket and database, so tests never touch a user's demo data.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import psycopg
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
+
+from deploy.local import config as local_config
+from deploy.local import services
+from deploy.local.state import DEFAULT_STATE
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def write_config(folder: Path, name: str, *, shards: int = 1, parallelism: int = 1) -> Path:
+    """The shipped local config, with this test's stream, bucket and database, fast checkpoints,
+    a short idle timeout and reading from the start of the stream."""
+    groups = json.loads(local_config.DEFAULT_CONFIG.read_text())
+    overrides = {
+        "job": {"parallelism": str(parallelism), "checkpoint.interval.seconds": "2",
+                "checkpoint.dir": (folder / "checkpoints").as_uri()},
+        "source": {"stream.arn": f"arn:aws:kinesis:us-east-1:000000000000:stream/{name}",
+                   "shard.count": str(shards), "init.position": "TRIM_HORIZON"},
+        "events": {"idle.timeout.seconds": "5"},
+        "output": {"path": f"s3://{name}/features"},
+    }
+    for group in groups:
+        group["PropertyMap"].update(overrides.get(group["PropertyGroupId"], {}))
+        if group["PropertyGroupId"] == "rds":
+            url = group["PropertyMap"]["jdbc.url"]
+            group["PropertyMap"]["jdbc.url"] = url.rsplit("/", 1)[0] + "/" + name.replace("-", "_")
+    path = folder / f"{name}.json"
+    path.write_text(json.dumps(groups, indent=2))
+    return path
+
+
+def start_services(config: Path) -> local_config.LocalSettings:
+    """Reuse or start the emulator and PostgreSQL; give this test an empty stream, bucket, database."""
+    settings = local_config.load(config)
+    services.up(settings, DEFAULT_STATE)
+    services.reset(settings)
+    return settings
+
+
+@dataclass
+class JobProcess:
+    """`python -m jobs.feature_job run` as a user starts it, in its own process group."""
+
+    config: Path
+    log: Path
+    process: subprocess.Popen | None = None
+
+    def start(self) -> "JobProcess":
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PYFLINK", "JAVA_TOOL", "FLINK"))}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "jobs.feature_job", "run", "--config", str(self.config)],
+            cwd=ROOT, env=env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        return self
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+    def check_alive(self) -> None:
+        if self.process and self.process.poll() is not None:
+            raise AssertionError(f"the job exited with {self.process.returncode}:\n{self.tail()}")
+
+    def tail(self, lines: int = 60) -> str:
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        useful = [line for line in text.splitlines() if not line.lstrip().startswith("at ")]
+        return "\n".join(useful[-lines:])
+
+
+def wait_for(what: str, condition: Callable[[], bool], job: JobProcess, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job.check_alive()
+        if condition():
+            return
+        time.sleep(2)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; job log:\n{job.tail()}")
+
+
+def postgres_rows(settings: local_config.LocalSettings, table: str) -> list[dict[str, Any]]:
+    with psycopg.connect(**settings.postgres.conninfo()) as connection, connection.cursor() as cursor:
+        cursor.execute(f"SELECT * FROM {table}")  # noqa: S608 - table names come from the tests
+        names = [column.name for column in cursor.description]
+        return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+
+def s3_rows(settings: local_config.LocalSettings, folder: str) -> list[dict[str, Any]]:
+    """Committed Parquet rows under PREFIX/<folder> (in-progress files are hidden and skipped)."""
+    endpoint = settings.s3_endpoint or ""
+    filesystem = pafs.S3FileSystem(access_key="test", secret_key="test", region=settings.region,
+                                   endpoint_override=endpoint.split("://", 1)[-1],
+                                   scheme=endpoint.split("://", 1)[0] if endpoint else "https")
+    path = f"{settings.bucket}/{settings.prefix}/{folder}"
+    if filesystem.get_file_info(path).type == pafs.FileType.NotFound:
+        return []
+    return ds.dataset(path, filesystem=filesystem, format="parquet", partitioning="hive").to_table().to_pylist()
