@@ -3,13 +3,19 @@
 PYTHON ?= python3
 JAR := target/pyflink-dependencies.jar
 STAMP := target/.requirements-installed
+SERVICES_STAMP := target/.services-installed
 
 .PHONY: setup jar test test-unit validate explain clean
 
-setup: $(STAMP) $(JAR)
+setup: $(STAMP) $(JAR) $(SERVICES_STAMP)
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m pip install -q -r requirements.txt
+	@mkdir -p target && touch $@
+
+# PostgreSQL server binaries for the local services (apt-get; needs root or sudo once).
+$(SERVICES_STAMP): deploy/local/install.sh
+	bash deploy/local/install.sh --no-pip
 	@mkdir -p target && touch $@
 
 # The shaded connector jar (+ the S3 filesystem plugin), rebuilt when the pom changes.

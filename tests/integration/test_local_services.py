@@ -49,13 +49,9 @@ def _test_config(tmp: Path) -> Path:
 @pytest.fixture(scope="module")
 def settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[config.LocalSettings]:
     loaded = config.load(_test_config(tmp_path_factory.mktemp("config")))
-    before = services.status(loaded, DEFAULT_STATE)
-    started_here = before.postgres.kind == "down" or any(e.kind == "down" for e in before.endpoints)
-    services.up(loaded, DEFAULT_STATE)
+    services.up(loaded, DEFAULT_STATE)  # conftest.py stops the services afterwards if they were down
     services.reset(loaded)  # a clean stream (with the configured 2 shards), bucket and database
     yield loaded
-    if started_here:
-        services.down(loaded, DEFAULT_STATE)
 
 
 def _read_stream(kinesis: Any, stream: str, expected: int, timeout: float = 20.0) -> list[dict[str, Any]]:
