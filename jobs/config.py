@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Callable, Mapping
 
@@ -217,6 +218,11 @@ def _derive_source_keys(source: dict[str, str]) -> list[str]:
         source["aws.endpoint"] = f"https://kinesis.{source['aws.region']}.amazonaws.com"
     if source["init.position"] == "AT_TIMESTAMP" and not source["init.timestamp"]:
         return ["property group 'source' key 'init.timestamp': required when init.position is AT_TIMESTAMP"]
+    # The connector takes the start time as epoch seconds (it ignores it unless AT_TIMESTAMP).
+    source["init.timestamp.seconds"] = (
+        f"{datetime.fromisoformat(source['init.timestamp'].replace('Z', '+00:00')).timestamp():.3f}"
+        if source["init.timestamp"] else "0"
+    )
     return []
 
 

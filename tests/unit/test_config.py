@@ -85,3 +85,9 @@ def test_malformed_files(text, message):
 def test_missing_file_is_reported(tmp_path):
     with pytest.raises(ConfigError, match="cannot read config"):
         load(tmp_path / "absent.json", "run")
+
+
+def test_start_timestamp_is_passed_as_epoch_seconds():
+    config = validate(groups(source__init_position="AT_TIMESTAMP", source__init_timestamp="2026-01-01T00:00:01.500Z"),
+                      "run", "x.json")
+    assert config.get("source", "init.timestamp.seconds") == "1767225601.500"

@@ -12,6 +12,7 @@ CREATE TEMPORARY TABLE events_raw (
   'aws.region' = '${source.aws.region}',
   'aws.endpoint' = '${source.aws.endpoint}',
   'scan.stream.initpos' = '${source.init.position}',
+  'scan.stream.initpos-timestamp' = '${source.init.timestamp.seconds}',
   'format' = 'raw',
   'raw.charset' = 'UTF-8'
 )
