@@ -479,7 +479,11 @@ def run(options: DemoOptions, settings: LocalSettings, state: StateDirs = DEFAUL
         print(f"    RUNNING; Flink web UI {ui_url}")
     view = LiveView(settings, options, ui_url, delay_s)
     with tempfile.TemporaryDirectory(prefix="deploy-local-demo-") as scratch:
-        if options.produce and not options.watch:
+        if options.produce and not fresh and not options.watch:
+            # A running job's watermark is already near now: a backlog dated the last 10 minutes
+            # would mostly arrive late and be dropped, so only fresh batches are sent.
+            print("==> the job was already running: sending fresh events only", flush=True)
+        elif options.produce and not options.watch:
             with _step(f"sending {options.events} sample events (dated the last 10 minutes) to "
                        f"stream {settings.stream_name}"):
                 print(f"    {view.send_first_batch(Path(scratch)).describe()}")
