@@ -28,7 +28,7 @@ from typing import Any, Iterator, Sequence
 import psycopg
 from psycopg import sql
 
-from deploy.local import aws, job, postgres, producer, services
+from deploy.local import aws, job, producer, services
 from deploy.local.config import DEFAULT_CONFIG, REPO_ROOT, LocalSettings
 from deploy.local.generator import GeneratorOptions, GeneratorSummary, generate
 from deploy.local.state import DEFAULT_STATE, StateDirs
@@ -36,7 +36,9 @@ from jobs import config as job_config
 
 log = logging.getLogger(__name__)
 
-JAR = REPO_ROOT / "target" / "pyflink-dependencies.jar"  # what `make jar` builds (jobs/environment.py)
+# What `make jar` builds (see jobs/environment.py): the connector jar and the S3 filesystem plugin.
+JAR = REPO_ROOT / "target" / "pyflink-dependencies.jar"
+PLUGINS = REPO_ROOT / "target" / "plugins"
 WINDOW_COLUMNS = ("user_id", "window_start", "window_end")
 NUMERIC_TYPES = {"bigint", "integer", "smallint", "double precision", "real", "numeric"}
 JOB_START_TIMEOUT_S = 180.0
@@ -113,10 +115,6 @@ def _cli(command: str, config_path: Path) -> str:
 
 def _start_services(settings: LocalSettings, state: StateDirs) -> None:
     report = services.up(settings, state)
-    if report.postgres.kind == "ours":
-        # `up` creates the database only when it starts the server; a config naming another
-        # database on our already running server needs it too. Idempotent.
-        postgres.Server(state, settings.postgres).ensure_database()
     for line in report.lines(settings, state):
         print(f"    {line}")
 
@@ -130,11 +128,13 @@ def _run_checked(cmd: Sequence[str], what: str) -> str:
 
 
 def _ensure_jar() -> None:
-    if JAR.is_file():
-        print(f"    {JAR.relative_to(REPO_ROOT)} is there")
+    # The same Maven build makes both; without the plugin every s3:// write fails.
+    if JAR.is_file() and PLUGINS.is_dir():
+        print(f"    {JAR.relative_to(REPO_ROOT)} and {PLUGINS.relative_to(REPO_ROOT)}/ are there")
         return
     if not shutil.which("mvn"):
-        raise DemoError(f"{JAR} is missing and Maven (mvn) is not installed; install Maven and run `make setup`")
+        raise DemoError(f"{JAR} or {PLUGINS} is missing and Maven (mvn) is not installed; "
+                        "install Maven and run `make setup`")
     print("    building it with Maven (the first build downloads dependencies: a few minutes)", flush=True)
     _run_checked(["mvn", "-q", "-B", "-f", str(REPO_ROOT / "deploy" / "pom.xml"), "package"], "Maven build")
 
@@ -457,8 +457,9 @@ def summary_lines(settings: LocalSettings, options: DemoOptions, running: job.Ru
         "-c 'SELECT * FROM user_activity_5m ORDER BY window_end DESC LIMIT 10'",
         f"  Parquet           s3://{settings.bucket}/{settings.prefix}/<feature>/dt=YYYYMMDD/hr=HH/ "
         f"(plus _raw/, _quarantine/) on {settings.s3_endpoint or 'AWS'}",
-        f"  Stop the job      {_cli('stop-job', cfg)}   (or: make demo-stop)",
-        f"  Stop everything   {_cli('down', cfg)}   (stops the job too)",
+        f"  Stop the job      {_cli('stop-job', cfg)}   (or: make demo-stop)" if running.ours else
+        "  Stop the job      Ctrl-C where you started it (stop-job and down leave it alone)",
+        f"  Stop everything   {_cli('down', cfg)}   (stops a job the demo started too)",
         "",
         f"When rows appear: a window is written once the watermark (newest event time - {delay_s} s) passes its end.",
         "  5-minute windows slide every minute, so a new set closes each minute, but only while fresh events",
@@ -472,6 +473,15 @@ def summary_lines(settings: LocalSettings, options: DemoOptions, running: job.Ru
 # --- entry point ----------------------------------------------------------------------------------
 
 def run(options: DemoOptions, settings: LocalSettings, state: StateDirs = DEFAULT_STATE) -> int:
+    try:
+        return _run(options, settings, state)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; a job the demo started keeps running: `{_cli('stop-job', options.config_path)}` "
+              "stops it")
+        return 130
+
+
+def _run(options: DemoOptions, settings: LocalSettings, state: StateDirs) -> int:
     delay_s = job_config.load(options.config_path, "run").get_int("events", "watermark.delay.seconds")
     running, fresh = _prepare(settings, state, options)
     with _step("waiting for the Flink job to run (a fresh start takes ~30 s)"):
@@ -479,14 +489,15 @@ def run(options: DemoOptions, settings: LocalSettings, state: StateDirs = DEFAUL
         print(f"    RUNNING; Flink web UI {ui_url}")
     view = LiveView(settings, options, ui_url, delay_s)
     with tempfile.TemporaryDirectory(prefix="deploy-local-demo-") as scratch:
-        if options.produce and not fresh and not options.watch:
-            # A running job's watermark is already near now: a backlog dated the last 10 minutes
-            # would mostly arrive late and be dropped, so only fresh batches are sent.
-            print("==> the job was already running: sending fresh events only", flush=True)
-        elif options.produce and not options.watch:
-            with _step(f"sending {options.events} sample events (dated the last 10 minutes) to "
-                       f"stream {settings.stream_name}"):
-                print(f"    {view.send_first_batch(Path(scratch)).describe()}")
+        if options.produce and not options.watch:
+            if fresh:
+                with _step(f"sending {options.events} sample events (dated the last 10 minutes) to "
+                           f"stream {settings.stream_name}"):
+                    print(f"    {view.send_first_batch(Path(scratch)).describe()}")
+            else:
+                # A running job's watermark is already near now: a backlog dated the last 10 minutes
+                # would mostly arrive late and be dropped, so only fresh batches are sent.
+                print("==> the job was already running: sending fresh events only", flush=True)
         what = f"a fresh batch of ~{options.batch_events} events and " if options.produce else ""
         print(f"==> live for {options.seconds:.0f} s: {what}a refresh every {options.interval:.0f} s "
               "(Ctrl-C ends the view, not the job)", flush=True)
