@@ -3,10 +3,10 @@
 Written from the event contract and Flink's documented window semantics, sharing no code with the
 job. Records are taken in arrival order, as the job reads them at parallelism 1:
   * a record is valid per the contract, else quarantined with a reason;
-  * the first valid delivery of a txid wins; later ones are dropped (whatever their time);
   * the watermark is the highest valid event time seen so far minus the delay (invalid records
-    never move it); a record reaching the windows counts in a window only if that window has not
-    fired yet, i.e. window_end - 1 ms > watermark before this record.
+    never move it); a valid record whose time is at or behind the watermark before it is late:
+    it counts in no feature and is kept in the late output;
+  * of the on-time records, the first delivery of a txid wins; later ones are dropped.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from datetime import datetime, timedelta, timezone  # noqa: F401 - tests use ora
 
 ISO = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?Z")
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-MS = timedelta(milliseconds=1)
 
 
 @dataclass(frozen=True)
@@ -92,8 +91,9 @@ def classify(line: str, arrival: datetime, future_skew: timedelta) -> Event | st
 class Outcome:
     """What the job must produce for a sequence of records."""
 
-    counted: list[tuple[Event, datetime | None]] = field(default_factory=list)  # (event, watermark before it)
+    counted: list[Event] = field(default_factory=list)
     quarantined: list[tuple[str, str]] = field(default_factory=list)  # (payload, reason)
+    late: list[tuple[str, datetime]] = field(default_factory=list)  # (payload, watermark it missed)
     duplicates: int = 0
 
 
@@ -110,11 +110,13 @@ def replay(lines: list[str], arrival: datetime | list[datetime], watermark_delay
             outcome.quarantined.append((line, result))
             continue
         watermark = None if max_time is None else max_time - watermark_delay
-        if result.txid in seen:
+        if watermark is not None and result.event_time <= watermark:
+            outcome.late.append((line, watermark))
+        elif result.txid in seen:
             outcome.duplicates += 1
         else:
             seen.add(result.txid)
-            outcome.counted.append((result, watermark))
+            outcome.counted.append(result)
         max_time = result.event_time if max_time is None else max(max_time, result.event_time)
     return outcome
 
@@ -137,10 +139,8 @@ def _windows(event_time: datetime, size: timedelta, slide: timedelta) -> list[tu
 def window_features(outcome: Outcome, size: timedelta, slide: timedelta) -> dict[tuple[str, datetime, datetime], list[Event]]:
     """Events per (user_id, window_start, window_end), naive UTC datetimes like the Parquet output."""
     groups: dict[tuple[str, datetime, datetime], list[Event]] = defaultdict(list)
-    for event, watermark in outcome.counted:
+    for event in outcome.counted:
         for start, end in _windows(event.event_time, size, slide):
-            if watermark is not None and end - MS <= watermark:
-                continue  # that window already fired: too late for it
             groups[(event.user_id, start.replace(tzinfo=None), end.replace(tzinfo=None))].append(event)
     return groups
 

@@ -281,11 +281,13 @@ def read_parquet(s3: Any, bucket: str, key: str) -> Any:
     return pq.read_table(pa.BufferReader(body))
 
 
-def quarantine_reasons(s3: Any, settings: LocalSettings, max_files: int = 50) -> Counter[str]:
+def quarantine_reasons(s3: Any, settings: LocalSettings, max_files: int = 50) -> tuple[Counter[str], int, int]:
+    """Reasons counted in the newest ``max_files`` quarantine files: (reasons, files read, files)."""
     reasons: Counter[str] = Counter()
-    for _, key in _data_files(s3, settings.bucket, _folder(settings, "_quarantine"))[:max_files]:
+    files = _data_files(s3, settings.bucket, _folder(settings, "_quarantine"))
+    for _, key in files[:max_files]:
         reasons.update(read_parquet(s3, settings.bucket, key).column("reason").to_pylist())
-    return reasons
+    return reasons, min(len(files), max_files), len(files)
 
 
 # --- rendering ------------------------------------------------------------------------------------
@@ -433,11 +435,12 @@ def _parquet_sample(s3: Any, settings: LocalSettings, tables: list[FeatureTable]
 
 
 def _quarantine_lines(s3: Any, settings: LocalSettings) -> list[str]:
-    reasons = quarantine_reasons(s3, settings)
+    reasons, read, files = quarantine_reasons(s3, settings)
     if not reasons:
         return ["Quarantine: nothing yet (malformed records land in _quarantine/ at the next checkpoint)"]
     detail = ", ".join(f"{reason}: {n}" for reason, n in reasons.most_common())
-    return [f"Quarantine (_quarantine/, never counted): {sum(reasons.values())} records; {detail}"]
+    where = f"in the newest {read} of {files} files" if read < files else f"in {files} files"
+    return [f"Quarantine (_quarantine/, never counted): {sum(reasons.values())} records {where}; {detail}"]
 
 
 def summary_lines(settings: LocalSettings, options: DemoOptions, running: job.RunningJob, ui_url: str,

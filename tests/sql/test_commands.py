@@ -31,7 +31,7 @@ def test_explain_shares_one_source_scan_and_one_dedup(capsys):
     plan = capsys.readouterr().out.split("== Optimized Execution Plan ==")[1]
     assert len(re.findall(r"TableSourceScan\(", plan)) == 1
     assert len(re.findall(r"Deduplicate\(keep=\[FirstRow\], key=\[txid\]", plan)) == 1
-    assert len(re.findall(r"^Sink\(", plan, flags=re.MULTILINE)) == 6  # 2 features x 2 sinks, quarantine, raw archive
+    assert len(re.findall(r"^Sink\(", plan, flags=re.MULTILINE)) == 7  # 2 features x 2 sinks, quarantine, late, raw
 
 
 def test_sql_error_names_file_and_line(tmp_path, capsys):
