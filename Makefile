@@ -5,7 +5,7 @@ JAR := target/pyflink-dependencies.jar
 STAMP := target/.requirements-installed
 SERVICES_STAMP := target/.services-installed
 
-.PHONY: setup jar test test-unit validate explain clean
+.PHONY: setup jar test test-unit validate explain demo demo-stop clean
 
 setup: $(STAMP) $(JAR) $(SERVICES_STAMP)
 
@@ -23,6 +23,15 @@ jar: $(JAR)
 $(JAR): deploy/pom.xml
 	mvn -q -B -f deploy/pom.xml package
 	@touch $@
+
+# Everything locally and live: services, the job in the background, sample events, the outputs.
+# Options go in DEMO_ARGS, e.g. make demo DEMO_ARGS="--seconds 120".
+demo: setup
+	$(PYTHON) -m deploy.local demo $(DEMO_ARGS)
+
+# Stop the demo's job (`python -m deploy.local down` stops it and the services).
+demo-stop:
+	$(PYTHON) -m deploy.local stop-job
 
 test: setup
 	$(PYTHON) -m pytest

@@ -456,8 +456,8 @@ def summary_lines(settings: LocalSettings, options: DemoOptions, running: job.Ru
         f"The job keeps running in the background ({where}).",
         f"  Flink web UI      {ui_url}",
         f"  Look again        {_cli('demo --watch', cfg)}   (sends fresh events; add --no-produce to only look)",
-        f"  Query features    psql postgresql://{pg.user}:{pg.password}@{pg.host}:{pg.port}/{pg.database} "
-        "-c 'SELECT * FROM user_activity_5m ORDER BY window_end DESC LIMIT 10'",
+        f"  Query features    psql -h {pg.host} -p {pg.port} -U {pg.user} {pg.database} "
+        "-c 'SELECT * FROM user_activity_5m ORDER BY window_end DESC LIMIT 10'   (password: rds.password in the config)",
         f"  Parquet           s3://{settings.bucket}/{settings.prefix}/<feature>/dt=YYYYMMDD/hr=HH/ "
         f"(plus _raw/, _quarantine/) on {settings.s3_endpoint or 'AWS'}",
         f"  Stop the job      {_cli('stop-job', cfg)}   (or: make demo-stop)" if running.ours else
