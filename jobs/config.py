@@ -113,6 +113,9 @@ KEYS: tuple[Key, ...] = (
     Key("output", "path", None, _output_path, "root of the offline copy: s3://BUCKET/PREFIX"),
     Key("output", "s3.endpoint", "", _url_or_empty, "S3 endpoint for local runs; empty = AWS"),
     Key("output", "s3.path.style.access", "false", _boolean, "path-style S3 URLs (S3-compatible emulators)"),
+    Key("output", "partition.commit.delay.minutes", "120", _non_negative_int,
+        "a feature's hour partition gets _SUCCESS once the watermark is this far past the hour's start; "
+        "keep it >= 60 + the longest window in minutes"),
 )
 
 KNOWN_GROUPS = frozenset(key.group for key in KEYS)

@@ -97,7 +97,8 @@ def build(t_env: TableEnvironment, catalog: Catalog, config: Config, *, output_r
     pipeline = Pipeline(t_env.create_statement_set())
     for feature, schema in zip(catalog.features, register_features(t_env, catalog)):
         pipeline.features.append(schema)
-        derived = [sinks.parquet_sink(schema, output_root, streaming_commit)]
+        commit_delay = config.get_int("output", "partition.commit.delay.minutes") if streaming_commit else None
+        derived = [sinks.parquet_sink(schema, output_root, commit_delay)]
         if jdbc_password is not None:
             derived.append(sinks.jdbc_sink(schema, config, jdbc_password))
         for ddl, insert in derived:

@@ -113,18 +113,21 @@ PARQUET_TIME_OPTIONS = {
 }
 
 
-def parquet_sink(schema: FeatureSchema, root: str, streaming_commit: bool) -> tuple[str, str]:
-    """DDL and INSERT of the Parquet copy, partitioned dt=YYYYMMDD/hr=HH by window_start (UTC)."""
+def parquet_sink(schema: FeatureSchema, root: str, commit_delay_minutes: int | None) -> tuple[str, str]:
+    """DDL and INSERT of the Parquet copy, partitioned dt=YYYYMMDD/hr=HH by window_start (UTC).
+
+    ``commit_delay_minutes`` None: no partition commits (a bounded backfill commits at its end).
+    """
     table = f"{schema.name}__parquet"
     options = {"connector": "filesystem", "path": f"{root}/{schema.name}", **PARQUET_TIME_OPTIONS}
-    if streaming_commit:
+    if commit_delay_minutes is not None:
         # A partition (one hour of window starts) is complete once the watermark passes its end
-        # plus the longest window we ship (1 h); a _SUCCESS file marks it for readers.
+        # plus the longest window; a _SUCCESS file then marks it for readers.
         options.update({
             "partition.time-extractor.timestamp-pattern": "$dt $hr:00:00",
             "partition.time-extractor.timestamp-formatter": "yyyyMMdd HH:mm:ss",
             "sink.partition-commit.trigger": "partition-time",
-            "sink.partition-commit.delay": "2 h",
+            "sink.partition-commit.delay": f"{commit_delay_minutes} min",
             "sink.partition-commit.watermark-time-zone": "UTC",
             "sink.partition-commit.policy.kind": "success-file",
             "auto-compaction": "true",

@@ -29,11 +29,12 @@ def test_postgres_ddl():
 
 
 def test_parquet_sink_partitions_by_window_start_hour():
-    ddl, insert = parquet_sink(schema(Column("n", "BIGINT", False)), "s3://b/p", streaming_commit=True)
+    ddl, insert = parquet_sink(schema(Column("n", "BIGINT", False)), "s3://b/p", commit_delay_minutes=120)
     assert "'path' = 's3://b/p/f'" in ddl
     assert "PARTITIONED BY (`dt`, `hr`)" in ddl
     assert "'parquet.write.int64.timestamp' = 'true'" in ddl
     assert "'sink.partition-commit.watermark-time-zone' = 'UTC'" in ddl
+    assert "'sink.partition-commit.delay' = '120 min'" in ddl
     assert "DATE_FORMAT(window_start, 'yyyyMMdd'), DATE_FORMAT(window_start, 'HH')" in insert
 
 
