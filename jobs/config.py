@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 MANAGED_FLINK_CONFIG = Path("/etc/flink/application_properties.json")
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 PropertyGroups = dict[str, dict[str, str]]
 
@@ -92,7 +93,8 @@ KEYS: tuple[Key, ...] = (
     Key("job", "name", "feature-pipeline", _non_empty, "Flink job name"),
     Key("job", "parallelism", "1", _positive_int, "operator parallelism; set it to the shard count"),
     Key("job", "checkpoint.interval.seconds", "10", _positive_int, "local runs only; Managed Flink uses its CheckpointConfiguration"),
-    Key("job", "checkpoint.dir", "", _any, "local runs only: where checkpoints are kept (empty = in memory)"),
+    Key("job", "checkpoint.dir", "", _any,
+        "local runs only: folder (relative to the project) or URI where checkpoints are kept and resumed from"),
     Key("source", "stream.arn", None, _stream_arn, "Kinesis stream to read"),
     Key("source", "aws.region", None, _non_empty, "region of the stream"),
     Key("source", "aws.endpoint", "", _url_or_empty, "Kinesis endpoint; empty = the region's AWS endpoint"),
@@ -173,6 +175,13 @@ class Config:
 
     def get_int(self, group: str, key: str) -> int:
         return int(self.get(group, key))
+
+    def checkpoint_uri(self) -> str | None:
+        """job.checkpoint.dir as a URI; a plain path is relative to the project root."""
+        value = self.get("job", "checkpoint.dir")
+        if not value or re.match(r"[a-z][a-z0-9+.-]*://", value):
+            return value or None
+        return (PROJECT_ROOT / value).resolve().as_uri()
 
     def with_overrides(self, overrides: Mapping[str, Mapping[str, str]]) -> "Config":
         """A copy with values set by the command line (for example backfill's input and output)."""

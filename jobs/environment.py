@@ -12,14 +12,14 @@ import logging
 import os
 import sys
 from pathlib import Path
+from urllib.parse import urlparse
 
 from pyflink.table import EnvironmentSettings, TableEnvironment
 
-from jobs.config import Config
+from jobs.config import PROJECT_ROOT, Config
 
 log = logging.getLogger(__name__)
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 JAR_NAME = "pyflink-dependencies.jar"
 # Where the shaded jar lives: target/ after `make jar`, lib/ inside the Managed Flink zip.
 JAR_CANDIDATES = (PROJECT_ROOT / "target" / JAR_NAME, PROJECT_ROOT / "lib" / JAR_NAME)
@@ -48,13 +48,13 @@ def rest_port() -> str:
     return os.environ.get("FLINK_REST_PORT", "8081-8099")
 
 
-def _prepare_local_jvm(extra_java_opts: str) -> None:
+def _prepare_local_jvm() -> None:
     """Options for the gateway JVM PyFlink launches (it hosts the MiniCluster), set before its start.
 
     JAVA_TOOL_OPTIONS is read by every JVM and, unlike FLINK_ENV_JAVA_OPTS, does not replace
     PyFlink's own defaults (the --add-opens Java 17 needs).
     """
-    wanted = f"-Duser.timezone=UTC {extra_java_opts}".strip()
+    wanted = "-Duser.timezone=UTC"
     opts = os.environ.get("JAVA_TOOL_OPTIONS", "")
     if wanted not in opts:
         os.environ["JAVA_TOOL_OPTIONS"] = f"{opts} {wanted}".strip()
@@ -120,7 +120,11 @@ def _table_options(config: Config, streaming_source: bool) -> dict[str, str]:
 def _restart_options(streaming_source: bool) -> dict[str, str]:
     if not streaming_source:
         return {"restart-strategy.type": "none"}  # a backfill that fails should say so, not loop
-    return {"restart-strategy.type": "exponential-delay"}
+    # A failing sink (say PostgreSQL down) fails the job; it restarts from the last checkpoint,
+    # waiting 1 s, 2 s, 4 s ... at most 30 s between attempts, for as long as it takes.
+    return {"restart-strategy.type": "exponential-delay",
+            "restart-strategy.exponential-delay.initial-backoff": "1 s",
+            "restart-strategy.exponential-delay.max-backoff": "30 s"}
 
 
 def _local_options(config: Config, parallelism: int) -> dict[str, str]:
@@ -135,18 +139,33 @@ def _local_options(config: Config, parallelism: int) -> dict[str, str]:
         "python.executable": sys.executable,
         "python.client.executable": sys.executable,
     }
-    checkpoint_dir = config.get("job", "checkpoint.dir")
+    checkpoint_dir = config.checkpoint_uri()
     if checkpoint_dir:
         options["execution.checkpointing.dir"] = checkpoint_dir
         options["execution.checkpointing.externalized-checkpoint-retention"] = "RETAIN_ON_CANCELLATION"
     return options
 
 
+def latest_checkpoint(config: Config) -> str | None:
+    """The newest retained checkpoint under job.checkpoint.dir (local file:// dirs), if any."""
+    root = config.checkpoint_uri()
+    if not root or not root.startswith("file:"):
+        return None
+    candidates = [m.parent for m in Path(urlparse(root).path).glob("*/chk-*/_metadata")]
+    if not candidates:
+        return None
+    newest = max(candidates, key=lambda chk: (chk.stat().st_mtime, int(chk.name.removeprefix("chk-"))))
+    return newest.as_uri()
+
+
 def create(config: Config, *, managed: bool, streaming_source: bool, parallelism: int | None = None,
-           extra_java_opts: str = "") -> TableEnvironment:
-    """A streaming TableEnvironment configured for this job (one per process is plenty)."""
+           restore_from: str | None = None) -> TableEnvironment:
+    """A streaming TableEnvironment configured for this job (one per process is plenty).
+
+    ``restore_from``: a local checkpoint or savepoint to resume from (state, Kinesis positions).
+    """
     if not managed:
-        _prepare_local_jvm(extra_java_opts)
+        _prepare_local_jvm()
         _use_emulator_settings(config)
     t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
     options = _table_options(config, streaming_source)
@@ -154,6 +173,8 @@ def create(config: Config, *, managed: bool, streaming_source: bool, parallelism
         _initialize_filesystems(config)
         options.update(_local_options(config, parallelism or config.get_int("job", "parallelism")))
         options.update(_restart_options(streaming_source))
+        if restore_from:
+            options["execution.savepoint.path"] = restore_from
     table_config = t_env.get_config()
     for key, value in options.items():
         table_config.set(key, value)

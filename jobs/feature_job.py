@@ -49,6 +49,9 @@ def _parser() -> argparse.ArgumentParser:
         if name == "backfill":
             command.add_argument("--input", type=Path, required=True, help="JSON-lines file or folder of them")
             command.add_argument("--output-dir", type=Path, required=True, help="where Parquet is written")
+        if name == "run":
+            command.add_argument("--fresh", action="store_true",
+                                 help="ignore retained checkpoints in job.checkpoint.dir and start over")
         if name == "migrate":
             command.add_argument("--dry-run", action="store_true", help="print the statements, change nothing")
     return parser
@@ -58,8 +61,9 @@ def _managed(args: argparse.Namespace) -> bool:
     return args.config is None and job_config.MANAGED_FLINK_CONFIG.exists()
 
 
-def _streaming_pipeline(args: argparse.Namespace, config: Config, password: str) -> pipeline.Pipeline:
-    t_env = environment.create(config, managed=_managed(args), streaming_source=True)
+def _streaming_pipeline(args: argparse.Namespace, config: Config, password: str,
+                        restore_from: str | None = None) -> pipeline.Pipeline:
+    t_env = environment.create(config, managed=_managed(args), streaming_source=True, restore_from=restore_from)
     catalog = load_catalog(args.sql_dir, "kinesis", config)
     return pipeline.build(t_env, catalog, config, output_root=config.get("output", "path"),
                           jdbc_password=password, streaming_commit=True)
@@ -80,7 +84,13 @@ def explain(args: argparse.Namespace, config: Config) -> int:
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
-    built = _streaming_pipeline(args, config, password=secrets.jdbc_password(config))
+    restore_from = None
+    if not _managed(args) and not args.fresh:
+        # Like Managed Flink's snapshots: a restarted local job continues where it stopped.
+        restore_from = environment.latest_checkpoint(config)
+        if restore_from:
+            log.info("resuming from checkpoint %s (start over with --fresh)", restore_from)
+    built = _streaming_pipeline(args, config, secrets.jdbc_password(config), restore_from)
     result = built.statement_set.execute()
     if not _managed(args):
         log.info("job running; Flink web UI on http://localhost:8081 (or the next free port) — Ctrl-C to stop")

@@ -47,6 +47,7 @@ class LocalSettings:
     s3_path_style: bool
     postgres: PostgresSettings
     source_file: Path
+    checkpoint_dir: Path | None  # the job's retained checkpoints (local folder), if any
 
 
 def load(path: Path | str = DEFAULT_CONFIG) -> LocalSettings:
@@ -72,4 +73,9 @@ def load(path: Path | str = DEFAULT_CONFIG) -> LocalSettings:
         postgres=PostgresSettings(host=db["host"], port=int(db["port"]), database=db["dbname"],
                                   user=db["user"], password=db["password"]),
         source_file=path,
+        checkpoint_dir=_local_folder(config.checkpoint_uri()),
     )
+
+
+def _local_folder(uri: str | None) -> Path | None:
+    return Path(urlparse(uri).path) if uri and uri.startswith("file:") else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 from dataclasses import dataclass
 
 from deploy.local import aws, aws_endpoint, job, postgres, resources
@@ -88,10 +89,14 @@ class ResetResult:
 
 
 def reset(settings: LocalSettings) -> ResetResult:
-    """Empty the stream (recreate), the bucket and every table in ``public``: a clean run."""
+    """Empty the stream (recreate), the bucket, every table in ``public`` and the job's retained
+    checkpoints: a clean run."""
     resources.recreate_stream(aws.kinesis(settings), settings.stream_name, settings.shard_count)
     s3 = aws.s3(settings)
     resources.ensure_bucket(s3, settings.bucket, settings.region)
     deleted = resources.empty_bucket(s3, settings.bucket)
     tables = postgres.truncate_public_tables(settings.postgres)
+    if settings.checkpoint_dir and settings.checkpoint_dir.is_dir():
+        # Checkpoints hold positions in the old stream and state of the old data: start over too.
+        shutil.rmtree(settings.checkpoint_dir)
     return ResetResult(deleted, tables)

@@ -63,12 +63,13 @@ class JobProcess:
 
     config: Path
     log: Path
+    extra_args: tuple[str, ...] = ()
     process: subprocess.Popen | None = None
 
     def start(self) -> "JobProcess":
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PYFLINK", "JAVA_TOOL", "FLINK"))}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "jobs.feature_job", "run", "--config", str(self.config)],
+            [sys.executable, "-m", "jobs.feature_job", "run", "--config", str(self.config), *self.extra_args],
             cwd=ROOT, env=env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
         )
         return self
@@ -81,6 +82,12 @@ class JobProcess:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
+
+    def crash(self) -> None:
+        """SIGKILL the job's whole process group (Python and JVM): no cleanup, no final checkpoint."""
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
 
     def check_alive(self) -> None:
         if self.process and self.process.poll() is not None:

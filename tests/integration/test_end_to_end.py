@@ -90,13 +90,13 @@ def test_raw_archive_holds_every_record_as_received(e2e):
 
 
 def test_replaying_the_stream_leaves_postgres_unchanged(e2e):
-    """A fresh job (no state) re-reads the whole stream and upserts every window again: same rows,
+    """A fresh job (--fresh: no state) re-reads the whole stream and upserts every window again: same rows,
     same values (double sums to the last bits: Flink adds partial sums in arrival order)."""
     e2e.job.stop()
     tables = ("user_activity_5m", "user_activity_1h")
     before = {table: postgres_rows(e2e.settings, table) for table in tables}
     raw_before = len(s3_rows(e2e.settings, "_raw"))
-    replay = JobProcess(e2e.config, e2e.folder / "replay.log").start()
+    replay = JobProcess(e2e.config, e2e.folder / "replay.log", ("--fresh",)).start()
     try:
         # The replay has re-read everything once its own raw archive copy is committed in S3.
         wait_for("the replay to re-read the stream", lambda: len(s3_rows(e2e.settings, "_raw")) >= 2 * raw_before, replay)
