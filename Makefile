@@ -45,5 +45,16 @@ validate: setup
 explain: setup
 	$(PYTHON) -m jobs.feature_job explain --config deploy/config/local.json
 
+# Managed Service for Apache Flink (python -m deploy.managed_flink): the application zip, and the
+# requests a deploy would send (read-only look-ups only when AWS credentials are present).
+DEPLOY_CONFIG ?= deploy/config/aws.example.json
+.PHONY: package deploy-dry-run
+
+package: $(STAMP) $(JAR)
+	$(PYTHON) -m deploy.managed_flink package
+
+deploy-dry-run: $(STAMP) $(JAR)
+	$(PYTHON) -m deploy.managed_flink deploy --config $(DEPLOY_CONFIG) --dry-run
+
 clean:
 	rm -rf target .local

@@ -13,9 +13,9 @@ from typing import Any, Callable, TextIO
 from urllib.parse import unquote
 
 import boto3
+from botocore import xform_name
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
-from botocore import xform_name
 
 from deploy.managed_flink.package import Artifact
 from deploy.managed_flink.plan import ApiCall, Existing, Plan, code_key
@@ -79,7 +79,8 @@ def _check_bucket(settings: DeploySettings, s3: Any) -> None:
         code = error_code(error)
         if code in ("404", "NoSuchBucket"):
             raise DeployError(f"code bucket '{settings.code_bucket}' does not exist (property group 'deploy' key "
-                              f"'code.bucket' in {settings.origin}); create it in {settings.region} or fix the key") from None
+                              f"'code.bucket' in {settings.origin}); create it in {settings.region} or fix the "
+                              "key") from None
         if code in ("403", "AccessDenied"):
             raise DeployError(f"no access to code bucket '{settings.code_bucket}' (property group 'deploy' key "
                               "'code.bucket'): the deploying identity needs s3:ListBucket and s3:PutObject on it "
@@ -163,7 +164,8 @@ def _hint(settings: DeploySettings, call: ApiCall, error: ClientError) -> str:
                 "key 'service.role.arn'): it must exist, trust kinesisanalytics.amazonaws.com "
                 "(deploy/iam/trust-policy.json) and allow what deploy/iam/application-policy.json lists")
     if "iam:passrole" in lowered:
-        return f"{text}\nthe deploying identity needs iam:PassRole on {settings.service_role_arn} (deploy/iam/deployer-policy.json)"
+        return (f"{text}\nthe deploying identity needs iam:PassRole on {settings.service_role_arn} "
+                "(deploy/iam/deployer-policy.json)")
     if code == "NoSuchBucket":
         return f"{text}\ncode bucket '{settings.code_bucket}' does not exist (property group 'deploy' key 'code.bucket')"
     if code == "ConcurrentModificationException":

@@ -8,7 +8,7 @@ while dropping state that no longer maps to an operator (README, "Deploy to Mana
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -21,6 +21,10 @@ from deploy.managed_flink.settings import DeploySettings
 log = logging.getLogger(__name__)
 
 RESTORE_TYPES = {"latest": "RESTORE_FROM_LATEST_SNAPSHOT", "none": "SKIP_RESTORE_FROM_SNAPSHOT"}
+
+
+def _epoch(moment: datetime | None) -> float:
+    return moment.timestamp() if moment else 0.0
 
 
 def start_call(settings: DeploySettings, snapshot: str, allow_non_restored_state: bool) -> ApiCall:
@@ -60,7 +64,7 @@ def snapshots(settings: DeploySettings, client: Any) -> list[dict[str, Any]]:
         token = page.get("NextToken")
         if not token:
             break
-    return sorted(found, key=lambda s: s.get("SnapshotCreationTimestamp") or 0, reverse=True)
+    return sorted(found, key=lambda s: _epoch(s.get("SnapshotCreationTimestamp")), reverse=True)
 
 
 def check_start(settings: DeploySettings, client: Any, snapshot: str) -> list[str]:
@@ -95,11 +99,6 @@ def check_stop(settings: DeploySettings, client: Any) -> list[str]:
     return [f"stopping {settings.application_name} ({status}); a snapshot is taken first when snapshots are enabled"]
 
 
-@dataclass(frozen=True)
-class Status:
-    lines: list[str]
-
-
 def _console_links(settings: DeploySettings) -> list[str]:
     region = settings.region
     # CloudWatch's console escapes a path twice, with '$' instead of '%' the second time.
@@ -120,6 +119,7 @@ def _last_error(settings: DeploySettings, client: Any) -> list[str]:
                                                         Limit=10)["ApplicationOperationInfoList"]
     except ClientError as error:
         return [f"operations unavailable: {error_code(error)}"]
+    operations = sorted(operations, key=lambda op: _epoch(op.get("StartTime")), reverse=True)
     lines = []
     if operations:
         newest = operations[0]
@@ -133,10 +133,11 @@ def _last_error(settings: DeploySettings, client: Any) -> list[str]:
     return lines
 
 
-def status(settings: DeploySettings, client: Any) -> Status:
+def status(settings: DeploySettings, client: Any) -> list[str]:
+    """State, version, code, parallelism, snapshots, last error, links."""
     detail = describe_application(client, settings.application_name)
     if detail is None:
-        return Status([f"application {settings.application_name}: not deployed in {settings.region}"])
+        return [f"application {settings.application_name}: not deployed in {settings.region}"]
     configuration = detail.get("ApplicationConfigurationDescription", {})
     location = (configuration.get("ApplicationCodeConfigurationDescription", {}).get("CodeContentDescription", {})
                 .get("S3ApplicationCodeLocationDescription", {}))
@@ -146,7 +147,8 @@ def status(settings: DeploySettings, client: Any) -> Status:
         f"app      {detail['ApplicationName']}  {detail['ApplicationStatus']}  version {detail['ApplicationVersionId']}"
         f"  {detail.get('RuntimeEnvironment')}",
         f"code     s3://{location.get('BucketARN', '?').split(':::')[-1]}/{location.get('FileKey', '?')}",
-        f"tasks    parallelism {parallelism.get('CurrentParallelism', '?')} (configured {parallelism.get('Parallelism', '?')},"
+        f"tasks    parallelism {parallelism.get('CurrentParallelism', '?')} "
+        f"(configured {parallelism.get('Parallelism', '?')},"
         f" {parallelism.get('ParallelismPerKPU', '?')} per KPU, autoscaling {parallelism.get('AutoScalingEnabled')})",
     ]
     try:
@@ -165,4 +167,4 @@ def status(settings: DeploySettings, client: Any) -> Status:
             lines.append(f"flink    {url}  (valid 30 min)")
         except ClientError as error:
             lines.append(f"flink    dashboard URL unavailable: {error_code(error)}")
-    return Status(lines)
+    return lines

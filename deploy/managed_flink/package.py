@@ -179,9 +179,11 @@ def write_zip(sources: list[Source], out: Path) -> Artifact:
     try:
         with zipfile.ZipFile(temp, "w", compresslevel=9) as archive:
             for source in sorted(sources, key=lambda s: s.name):
-                with source.path.open("rb") as data, archive.open(_zip_info(source.name, source.path.stat().st_size), "w") as entry:
+                info = _zip_info(source.name, source.path.stat().st_size)
+                with source.path.open("rb") as data, archive.open(info, "w") as entry:
                     while chunk := data.read(1 << 20):
                         entry.write(chunk)
+        temp.chmod(0o644)  # NamedTemporaryFile makes 0600; the zip is no secret
         os.replace(temp, out)
     finally:
         temp.unlink(missing_ok=True)
