@@ -3,7 +3,7 @@
 Locally the job runs in an embedded MiniCluster inside the PyFlink gateway JVM, so this module
 also sets what a cluster would: the connector jar, checkpointing, parallelism, JVM options.
 On Managed Flink the service owns those (and rejects code-set cluster keys that are not on its
-allow-list), so there only ``table.*`` options are set.
+allow-list), so there only ``table.*`` options and the job name are set.
 """
 
 from __future__ import annotations
