@@ -106,6 +106,9 @@ def _table_options(config: Config, streaming_source: bool) -> dict[str, str]:
         # Bounds the dedup state (every txid seen); window state is freed by the watermark instead.
         "table.exec.state.ttl": f"{config.get_int('events', 'dedup.ttl.hours')} h",
         "pipeline.name": config.get("job", "name"),
+        # Plan identical sub-plans of all INSERTs once: without it the planner parses each record
+        # three times (features, quarantine, late/raw branches each get their own parse + watermark).
+        "table.optimizer.reuse-optimize-block-with-digest-enabled": "true",
     }
     if streaming_source:
         # An idle shard would otherwise hold the watermark back and no window would fire.

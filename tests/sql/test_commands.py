@@ -31,6 +31,7 @@ def test_explain_shares_one_source_scan_and_one_dedup(capsys):
     plan = capsys.readouterr().out.split("== Optimized Execution Plan ==")[1]
     assert len(re.findall(r"TableSourceScan\(", plan)) == 1
     assert len(re.findall(r"Deduplicate\(keep=\[FirstRow\], key=\[txid\]", plan)) == 1
+    assert len(re.findall(r"WatermarkAssigner\(", plan)) == 1  # each record is parsed once for all sinks
     assert len(re.findall(r"^Sink\(", plan, flags=re.MULTILINE)) == 7  # 2 features x 2 sinks, quarantine, late, raw
 
 
