@@ -52,9 +52,16 @@ def _time_text(moment: datetime, rng: random.Random) -> object:
 
 
 def generate(seed: int, events: int, users: int, duplicate_share: float, late: int = 0,
-             start: datetime = START) -> list[str]:
+             start: datetime = START, delayed_duplicate_share: float = 0.0) -> list[str]:
     """Events over ~70 minutes, out of order within 20 s (< the 30 s bound), with identical
-    re-sends a little later, malformed lines spread through, and optionally some late arrivals."""
+    re-sends a little later, malformed lines spread through, and optionally some late arrivals.
+
+    ``delayed_duplicate_share``: that share of events is re-sent once more, 2-15 minutes later in
+    arrival order (far within the dedup TTL). Half of these re-sends are identical (the watermark
+    has passed the original by then: late); the other half carry the time of the moment they are
+    re-sent, as a producer that rebuilds a record on retry would, so they are on time and only the
+    txid dedup stops them. 0 (the default) leaves the output exactly as before.
+    """
     rng = random.Random(seed)
     span = 70 * 60
     records = []
@@ -85,7 +92,30 @@ def generate(seed: int, events: int, users: int, duplicate_share: float, late: i
         late_time = oracle.parse_time(json.loads(lines[position])["event_time"]) - timedelta(minutes=10)
         lines.insert(position, json.dumps({"txid": f"late-{n}", "user_id": f"u-{n % users}", "event_type": "A",
                                            "event_time": int(late_time.timestamp() * 1000), "amount": 1.0}))
+    if delayed_duplicate_share:
+        _add_delayed_resends(lines, rng, int(events * delayed_duplicate_share))
     return lines
+
+
+def _add_delayed_resends(lines: list[str], rng: random.Random, count: int) -> None:
+    """Re-send ``count`` events 2-15 minutes (of event time) after their first delivery; every
+    second one re-stamped with the event time of where it is inserted (see generate())."""
+    times = [oracle.parse_time(json.loads(line)["event_time"]) if line.startswith('{"txid": "t-') else None
+             for line in lines]
+    normal = [i for i, moment in enumerate(times) if moment is not None]
+    inserts = []
+    for n in range(count):
+        original = rng.choice(normal)
+        target = times[original] + timedelta(minutes=rng.uniform(2, 15))
+        position = next((i for i in normal if i > original and times[i] >= target), None)
+        if position is None:
+            continue  # the original is too close to the end of the data
+        record = json.loads(lines[original])
+        if n % 2:
+            record["event_time"] = target.strftime("%Y-%m-%dT%H:%M:%S.") + f"{target.microsecond // 1000:03d}Z"
+        inserts.append((position, json.dumps(record)))
+    for position, line in sorted(inserts, key=lambda insert: insert[0], reverse=True):
+        lines.insert(position, line)
 
 
 def run_backfill(tmp_path: Path, lines: list[str], sql_dir: Path | None = None) -> Path:
