@@ -58,6 +58,11 @@ def _prepare_local_jvm() -> None:
     opts = os.environ.get("JAVA_TOOL_OPTIONS", "")
     if wanted not in opts:
         os.environ["JAVA_TOOL_OPTIONS"] = f"{opts} {wanted}".strip()
+    # Flink's own log (JobManager/TaskManager of the MiniCluster) next to the other local state,
+    # not inside the installed PyFlink package.
+    log_dir = PROJECT_ROOT / ".local" / "logs" / "flink"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("FLINK_LOG_DIR", str(log_dir))
     if PLUGINS_DIR.is_dir():
         # PyFlink points FLINK_PLUGINS_DIR at its own (empty) folder when it locates its home;
         # locate it first, then point at ours (the S3 filesystem plugin built by deploy/pom.xml).

@@ -26,7 +26,7 @@ from jobs.config import Config, ConfigError
 from jobs.sinks import FeatureSchemaError
 from jobs.sql_catalog import SqlFileError, load_catalog
 
-log = logging.getLogger("feature_job")
+log = logging.getLogger("jobs.feature_job")
 
 DEFAULT_SQL_DIR = environment.PROJECT_ROOT / "sql"
 USER_ERRORS = (ConfigError, SqlFileError, FeatureSchemaError, environment.SetupError, secrets.SecretError,
@@ -203,6 +203,8 @@ COMMANDS = {"run": run, "validate": validate, "explain": explain, "backfill": ba
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("py4j").setLevel(logging.WARNING)
+    # PyFlink's import of Apache Beam lowers the root logger to WARNING; keep the job's own at INFO.
+    logging.getLogger("jobs").setLevel(logging.INFO)
     args = _parser().parse_args(argv)
     try:
         config = job_config.load(args.config, args.command)

@@ -64,10 +64,12 @@ class JobProcess:
     config: Path
     log: Path
     extra_args: tuple[str, ...] = ()
+    env: dict[str, str] | None = None  # added to the cleaned environment (e.g. FLINK_LOG_DIR)
     process: subprocess.Popen | None = None
 
     def start(self) -> "JobProcess":
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PYFLINK", "JAVA_TOOL", "FLINK"))}
+        env.update(self.env or {})
         self.process = subprocess.Popen(
             [sys.executable, "-m", "jobs.feature_job", "run", "--config", str(self.config), *self.extra_args],
             cwd=ROOT, env=env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
