@@ -93,6 +93,7 @@ KEYS: tuple[Key, ...] = (
     Key("job", "name", "feature-pipeline", _non_empty, "Flink job name"),
     Key("job", "parallelism", "1", _positive_int, "operator parallelism; set it to the shard count"),
     Key("job", "checkpoint.interval.seconds", "10", _positive_int, "local runs only; Managed Flink uses its CheckpointConfiguration"),
+    Key("job", "counters.log.interval.seconds", "60", _positive_int, "local runs: how often the counters are logged"),
     Key("job", "checkpoint.dir", "", _any,
         "local runs only: folder (relative to the project) or URI where checkpoints are kept and resumed from"),
     Key("source", "stream.arn", None, _stream_arn, "Kinesis stream to read"),

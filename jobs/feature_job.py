@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Sequence
 
 from jobs import config as job_config
-from jobs import environment, pipeline, rds, secrets
+from jobs import counters, environment, pipeline, rds, secrets
 from jobs.config import Config, ConfigError
 from jobs.sinks import FeatureSchemaError
 from jobs.sql_catalog import SqlFileError, load_catalog
@@ -93,8 +93,13 @@ def run(args: argparse.Namespace, config: Config) -> int:
     built = _streaming_pipeline(args, config, secrets.jdbc_password(config), restore_from)
     result = built.statement_set.execute()
     if not _managed(args):
-        log.info("job running; Flink web UI on http://localhost:8081 (or the next free port) — Ctrl-C to stop")
-        result.wait()
+        job_id = str(result.get_job_client().get_job_id())
+        log.info("job %s running; Flink web UI on http://localhost:8081 (or the next free port) — Ctrl-C to stop", job_id)
+        stop_counters = counters.start_logging(job_id, config.get_int("job", "counters.log.interval.seconds"))
+        try:
+            result.wait()
+        finally:
+            stop_counters.set()
     return 0
 
 

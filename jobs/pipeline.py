@@ -98,7 +98,7 @@ def build(t_env: TableEnvironment, catalog: Catalog, config: Config, *, output_r
     for feature, schema in zip(catalog.features, register_features(t_env, catalog)):
         pipeline.features.append(schema)
         commit_delay = config.get_int("output", "partition.commit.delay.minutes") if streaming_commit else None
-        derived = [sinks.parquet_sink(schema, output_root, commit_delay)]
+        derived = [sinks.parquet_sink(schema, output_root, commit_delay), sinks.counter_sink(schema)]
         if jdbc_password is not None:
             derived.append(sinks.jdbc_sink(schema, config, jdbc_password))
         for ddl, insert in derived:

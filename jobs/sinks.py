@@ -164,6 +164,13 @@ def jdbc_sink(schema: FeatureSchema, config: Config, password: str) -> tuple[str
     return ddl, f"INSERT INTO `{table}` SELECT * FROM `{schema.name}`"
 
 
+def counter_sink(schema: FeatureSchema) -> tuple[str, str]:
+    """A blackhole sink whose numRecordsIn metric counts the rows this feature group emitted."""
+    table = f"{schema.name}__counter"
+    return (f"CREATE TEMPORARY TABLE `{table}` (`n` INT) WITH ('connector' = 'blackhole')",
+            f"INSERT INTO `{table}` SELECT 1 FROM `{schema.name}`")
+
+
 def postgres_table_ddl(schema: FeatureSchema) -> str:
     """The PostgreSQL table a feature upserts into (timestamps are UTC wall-clock)."""
     columns = ",\n  ".join(

@@ -32,7 +32,7 @@ def write_config(folder: Path, name: str, *, shards: int = 1, parallelism: int =
     a short idle timeout and reading from the start of the stream."""
     groups = json.loads(local_config.DEFAULT_CONFIG.read_text())
     overrides = {
-        "job": {"parallelism": str(parallelism), "checkpoint.interval.seconds": "2",
+        "job": {"parallelism": str(parallelism), "checkpoint.interval.seconds": "2", "counters.log.interval.seconds": "2",
                 "checkpoint.dir": (folder / "checkpoints").as_uri()},
         "source": {"stream.arn": f"arn:aws:kinesis:us-east-1:000000000000:stream/{name}",
                    "shard.count": str(shards), "init.position": "TRIM_HORIZON"},

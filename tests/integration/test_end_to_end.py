@@ -89,6 +89,28 @@ def test_raw_archive_holds_every_record_as_received(e2e):
     assert all(r["shard_id"] and r["sequence_number"] and r["arrival_time"] for r in rows)
 
 
+def _last_counters(log_text: str) -> dict[str, int]:
+    lines = [line for line in log_text.splitlines() if "counters: read=" in line]
+    if not lines:
+        return {}
+    fields = lines[-1].rsplit("counters: ", 1)[1].replace("emitted ", "emitted_").split()
+    return {key: int(value) for key, value in (field.split("=") for field in fields)}
+
+
+def test_counters_are_flink_metrics_and_logged(e2e):
+    expected = e2e.expected
+    valid = len(e2e.produced) - len(expected.quarantined)
+    want = {"read": len(e2e.produced), "malformed": len(expected.quarantined),
+            "emitted_user_activity_5m": len(oracle.user_activity_5m(expected)),
+            "emitted_user_activity_1h": len(oracle.user_activity_1h(expected))}
+    wait_for("the logged counters to reach the final figures",
+             lambda: {k: _last_counters(e2e.job.log.read_text()).get(k) for k in want} == want, e2e.job, timeout=60)
+    counters = _last_counters(e2e.job.log.read_text())
+    # Whether a re-send is "late" or a "duplicate" depends on when it met the watermark; together
+    # they are every valid record that was not counted (the flush event is counted, emits nothing).
+    assert counters["late"] + counters["duplicates_dropped"] == valid - len(expected.counted) - 1
+
+
 def test_replaying_the_stream_leaves_postgres_unchanged(e2e):
     """A fresh job (--fresh: no state) re-reads the whole stream and upserts every window again: same rows,
     same values (double sums to the last bits: Flink adds partial sums in arrival order)."""
