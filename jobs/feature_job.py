@@ -49,6 +49,8 @@ def _parser() -> argparse.ArgumentParser:
         if name == "backfill":
             command.add_argument("--input", type=Path, required=True, help="JSON-lines file or folder of them")
             command.add_argument("--output-dir", type=Path, required=True, help="where Parquet is written")
+            command.add_argument("--to-postgres", action="store_true",
+                                 help="also upsert the windows into the rds group's PostgreSQL tables (corrections)")
         if name == "run":
             command.add_argument("--fresh", action="store_true",
                                  help="ignore retained checkpoints in job.checkpoint.dir and start over")
@@ -182,6 +184,11 @@ def _prepare_input(path: Path, scratch: Path) -> tuple[str, Path]:
 def backfill(args: argparse.Namespace, config: Config) -> int:
     if not args.input.exists():
         raise ConfigError(f"--input {args.input}: no such file or folder")
+    password = None
+    if args.to_postgres:
+        if "rds" not in config.groups:
+            raise ConfigError(f"{config.origin}: backfill --to-postgres needs property group 'rds'")
+        password = secrets.jdbc_password(config)
     args.output_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="backfill-") as scratch:
         connector, input_file = _prepare_input(args.input, Path(scratch))
@@ -194,11 +201,13 @@ def backfill(args: argparse.Namespace, config: Config) -> int:
         t_env = environment.create(config, managed=False, streaming_source=False, parallelism=1)
         catalog = load_catalog(args.sql_dir, connector, config)
         built = pipeline.build(t_env, catalog, config, output_root=output_root,
-                               jdbc_password=None, streaming_commit=False)
+                               jdbc_password=password, streaming_commit=False)
         built.statement_set.execute().wait()
     for feature in built.features:
         print(f"{feature.name}: {args.output_dir / feature.name}")
     print(f"quarantine: {args.output_dir / '_quarantine'}")
+    if args.to_postgres:
+        print(f"upserted into PostgreSQL: {', '.join(f.name for f in built.features)}")
     return 0
 
 

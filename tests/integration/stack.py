@@ -57,6 +57,17 @@ def start_services(config: Path) -> local_config.LocalSettings:
     return settings
 
 
+def clean_env(*, drop_aws: bool = False, **extra: str) -> dict[str, str]:
+    """This process's environment without what ties a child to this process's JVM or jar: the
+    PyFlink gateway (and its "gateway disabled" flag, set after a Python UDF ran here), JVM
+    options, Flink folders, an explicit jar or PYTHONPATH; AWS credentials too if asked."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PYFLINK", "JAVA_TOOL", "FLINK")) and k not in ("FEATURE_JOB_JAR", "PYTHONPATH")
+           and not (drop_aws and k.startswith("AWS_"))}
+    env.update(extra)
+    return env
+
+
 @dataclass
 class JobProcess:
     """`python -m jobs.feature_job run` as a user starts it, in its own process group."""
@@ -68,8 +79,7 @@ class JobProcess:
     process: subprocess.Popen | None = None
 
     def start(self) -> "JobProcess":
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("PYFLINK", "JAVA_TOOL", "FLINK"))}
-        env.update(self.env or {})
+        env = clean_env(**(self.env or {}))
         self.process = subprocess.Popen(
             [sys.executable, "-m", "jobs.feature_job", "run", "--config", str(self.config), *self.extra_args],
             cwd=ROOT, env=env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,

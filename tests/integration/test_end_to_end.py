@@ -156,3 +156,19 @@ def test_an_idle_shard_does_not_stop_the_windows(tmp_path):
     finally:
         job.stop()
     assert_matches(postgres_rows(settings, "user_activity_1h"), expected_1h)
+
+
+def test_backfill_corrects_postgres_from_the_raw_events(tmp_path):
+    """The correction path for late data: recompute windows from raw events and upsert them."""
+    name = "e2e-correction"
+    config = write_config(tmp_path, name)
+    settings = start_services(config)
+    assert feature_job.main(["migrate", "--config", str(config)]) == 0
+    lines = generate(seed=17, events=500, users=5, duplicate_share=0.1, late=5)
+    source = tmp_path / "raw.jsonl"
+    source.write_text("\n".join(lines) + "\n")
+    assert feature_job.main(["backfill", "--config", str(config), "--input", str(source),
+                             "--output-dir", str(tmp_path / "out"), "--to-postgres"]) == 0
+    expected = oracle.replay(lines, datetime.now(timezone.utc), DELAY)
+    assert_matches(postgres_rows(settings, "user_activity_5m"), oracle.user_activity_5m(expected))
+    assert_matches(postgres_rows(settings, "user_activity_1h"), oracle.user_activity_1h(expected))

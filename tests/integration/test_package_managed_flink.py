@@ -7,7 +7,6 @@ Needs target/pyflink-dependencies.jar (`make jar`, part of `make test`). No loca
 """
 
 import json
-import os
 import subprocess
 import sys
 import zipfile
@@ -17,6 +16,7 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
+from tests.integration.stack import clean_env
 from deploy.managed_flink import JAR_FILE, PY_FILES, PYTHON_ENTRY, package, settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,14 +38,6 @@ def unpacked(built, tmp_path_factory):
     with zipfile.ZipFile(built.path) as archive:
         archive.extractall(target)
     return target
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """This process's environment without anything that points at the repository or a jar."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("FEATURE_JOB_JAR", "PYTHONPATH", "FLINK_PLUGINS_DIR") and not k.startswith("AWS_")}
-    env.update(extra)
-    return env
 
 
 def test_layout_matches_the_run_options(built):
@@ -96,11 +88,11 @@ def test_unpacked_zip_validates_with_only_its_own_code_sql_and_jar(unpacked):
               "from jobs import environment, feature_job\n"
               "print('JAR', environment.find_jar())\n"
               f"sys.exit(feature_job.main(['validate', '--config', {str(LOCAL)!r}]))\n")
-    result = subprocess.run([sys.executable, "-c", script], cwd=unpacked, env=clean_env(), capture_output=True,
+    result = subprocess.run([sys.executable, "-c", script], cwd=unpacked, env=clean_env(drop_aws=True), capture_output=True,
                             text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"JAR {unpacked / 'lib' / 'pyflink-dependencies.jar'}" in result.stdout
-    assert "OK: 2 feature group(s) (user_activity_1h, user_activity_5m), 4 derived sink(s)" in result.stdout
+    assert "OK: 2 feature group(s) (user_activity_1h, user_activity_5m), 6 derived sink(s)" in result.stdout
 
 
 @pytest.fixture
@@ -132,7 +124,7 @@ def test_bundled_boto3_reads_the_password_without_site_packages(unpacked, secret
               "print(boto3.__file__)\n"
               f"print(secrets.jdbc_password(config.load(__import__('pathlib').Path({str(config)!r}), 'run')))\n")
     result = subprocess.run([sys.executable, "-S", "-c", script], cwd=tmp_path, capture_output=True, text=True,
-                            timeout=120, env=clean_env(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
+                            timeout=120, env=clean_env(drop_aws=True, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
                                                        AWS_ENDPOINT_URL_SECRETS_MANAGER=secrets_endpoint,
                                                        AWS_EC2_METADATA_DISABLED="true"))
     assert result.returncode == 0, result.stderr[-3000:]

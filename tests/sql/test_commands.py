@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -12,6 +11,7 @@ from pathlib import Path
 
 from jobs import feature_job
 from tests import oracle
+from tests.integration.stack import clean_env
 from tests.sql.test_backfill_oracle import CONFIG, DELAY, ROOT, assert_matches, generate, read_rows, run_backfill
 
 
@@ -23,7 +23,7 @@ def copy_sql(tmp_path: Path) -> Path:
 
 def test_validate_accepts_the_shipped_sql(capsys):
     assert feature_job.main(["validate", "--config", str(CONFIG)]) == 0
-    assert "OK: 2 feature group(s) (user_activity_1h, user_activity_5m), 4 derived sink(s)" in capsys.readouterr().out
+    assert "OK: 2 feature group(s) (user_activity_1h, user_activity_5m), 6 derived sink(s)" in capsys.readouterr().out
 
 
 def test_explain_shares_one_source_scan_and_one_dedup(capsys):
@@ -32,7 +32,8 @@ def test_explain_shares_one_source_scan_and_one_dedup(capsys):
     assert len(re.findall(r"TableSourceScan\(", plan)) == 1
     assert len(re.findall(r"Deduplicate\(keep=\[FirstRow\], key=\[txid\]", plan)) == 1
     assert len(re.findall(r"WatermarkAssigner\(", plan)) == 1  # each record is parsed once for all sinks
-    assert len(re.findall(r"^Sink\(", plan, flags=re.MULTILINE)) == 7  # 2 features x 2 sinks, quarantine, late, raw
+    # 2 features x (Parquet, PostgreSQL, counter) + quarantine, late, raw archive + 5 counters
+    assert len(re.findall(r"^Sink\(", plan, flags=re.MULTILINE)) == 14
 
 
 def test_sql_error_names_file_and_line(tmp_path, capsys):
@@ -90,8 +91,7 @@ def test_backfill_is_utc_whatever_the_machine_zone(tmp_path):
     source.write_text("\n".join(lines) + "\n")
     out = tmp_path / "out"
     # A clean environment: not this process's JVM settings nor its PyFlink gateway.
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYFLINK", "JAVA_TOOL", "FLINK"))}
-    env["TZ"] = "Asia/Seoul"
+    env = clean_env(TZ="Asia/Seoul")
     result = subprocess.run([sys.executable, "-m", "jobs.feature_job", "backfill", "--config", str(CONFIG),
                              "--input", str(source), "--output-dir", str(out)], cwd=ROOT, env=env,
                             capture_output=True, text=True)
