@@ -6,7 +6,10 @@ Locally this reads them from the MiniCluster's REST API and logs one line per in
 
     counters: read=2220 malformed=20 late=52 duplicates_dropped=148 emitted user_activity_5m=447 ...
 
-On Managed Flink the same metrics are in CloudWatch (operator-level metrics); nothing is polled.
+Flink's REST API refreshes each vertex's metrics on its own (every ~10 s), so one line can mix
+counters of slightly different ages (duplicates_dropped can even dip below zero for a moment);
+they settle once the data stops. On Managed Flink the same metrics are in CloudWatch
+(operator-level metrics); nothing is polled.
 """
 
 from __future__ import annotations
