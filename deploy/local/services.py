@@ -60,9 +60,18 @@ def up(settings: LocalSettings, state: StateDirs) -> Report:
     state.ensure()
     endpoints = aws_endpoint.ensure(settings, state)
     pg_status = postgres.Server(state, settings.postgres).start()
-    resources.ensure_stream(aws.kinesis(settings), settings.stream_name, settings.shard_count)
+    if resources.ensure_stream(aws.kinesis(settings), settings.stream_name, settings.shard_count):
+        # A new stream (the emulator keeps streams in memory, so after `down` too): checkpoints
+        # of the old one would resume at sequence numbers this stream never had.
+        _forget_checkpoints(settings)
     resources.ensure_bucket(aws.s3(settings), settings.bucket, settings.region)
     return Report(endpoints, pg_status, *_stream_and_bucket(settings))
+
+
+def _forget_checkpoints(settings: LocalSettings) -> None:
+    if settings.checkpoint_dir and settings.checkpoint_dir.is_dir():
+        shutil.rmtree(settings.checkpoint_dir)
+        log.info("removed the job's checkpoints in %s (they belong to an older stream)", settings.checkpoint_dir)
 
 
 def status(settings: LocalSettings, state: StateDirs) -> Report:
@@ -96,7 +105,5 @@ def reset(settings: LocalSettings) -> ResetResult:
     resources.ensure_bucket(s3, settings.bucket, settings.region)
     deleted = resources.empty_bucket(s3, settings.bucket)
     tables = postgres.truncate_public_tables(settings.postgres)
-    if settings.checkpoint_dir and settings.checkpoint_dir.is_dir():
-        # Checkpoints hold positions in the old stream and state of the old data: start over too.
-        shutil.rmtree(settings.checkpoint_dir)
+    _forget_checkpoints(settings)  # positions in the old stream, state of the old data
     return ResetResult(deleted, tables)

@@ -30,11 +30,13 @@ START = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 
 def _test_config(tmp: Path) -> Path:
-    """The demo config with the stream, bucket and database renamed, and 2 shards."""
+    """The demo config with the stream, bucket, database and checkpoint folder renamed, and 2 shards."""
     groups = json.loads(config.DEFAULT_CONFIG.read_text())
     for group in groups:
         props = group["PropertyMap"]
-        if group["PropertyGroupId"] == "source":
+        if group["PropertyGroupId"] == "job":
+            props["checkpoint.dir"] = (tmp / "checkpoints").as_uri()
+        elif group["PropertyGroupId"] == "source":
             props["stream.arn"] = f"arn:aws:kinesis:us-east-1:000000000000:stream/{TEST_STREAM}"
             props["shard.count"] = "2"
         elif group["PropertyGroupId"] == "output":
@@ -126,15 +128,30 @@ def test_reset_empties_stream_bucket_and_tables(settings: config.LocalSettings) 
         conn.execute("CREATE TABLE IF NOT EXISTS reset_probe (id serial PRIMARY KEY, v text)")
         conn.execute("INSERT INTO reset_probe (v) VALUES ('a'), ('b')")
 
+    assert settings.checkpoint_dir is not None
+    (settings.checkpoint_dir / "job" / "chk-1").mkdir(parents=True, exist_ok=True)
+
     result = services.reset(settings)
 
     assert "reset_probe" in result.tables_truncated and result.objects_deleted >= 1
+    assert not settings.checkpoint_dir.exists()  # they point into the deleted stream
     assert _read_stream(kinesis, settings.stream_name, expected=1, timeout=1.0) == []
     assert s3.list_objects_v2(Bucket=settings.bucket).get("KeyCount", 0) == 0
     with psycopg.connect(**settings.postgres.conninfo()) as conn:
         assert conn.execute("SELECT count(*) FROM reset_probe").fetchone() == (0,)
         # RESTART IDENTITY: ids start over, so a re-run produces the same rows.
         assert conn.execute("INSERT INTO reset_probe (v) VALUES ('c') RETURNING id").fetchone() == (1,)
+
+
+def test_up_forgets_checkpoints_of_a_stream_it_had_to_create(settings: config.LocalSettings) -> None:
+    assert settings.checkpoint_dir is not None
+    (settings.checkpoint_dir / "job" / "chk-1").mkdir(parents=True, exist_ok=True)
+    services.up(settings, DEFAULT_STATE)  # stream exists: checkpoints stay
+    assert settings.checkpoint_dir.exists()
+    aws.kinesis(settings).delete_stream(StreamName=settings.stream_name)  # as after `down` of the emulator
+    aws.kinesis(settings).get_waiter("stream_not_exists").wait(StreamName=settings.stream_name)
+    services.up(settings, DEFAULT_STATE)
+    assert not settings.checkpoint_dir.exists()
 
 
 def test_emulator_speaks_s3_wire_format_to_hadoop(settings: config.LocalSettings) -> None:
