@@ -25,6 +25,11 @@ class ConfigError(ValueError):
     """A configuration problem; the message names the file, property group and key."""
 
 
+def is_aws_endpoint(url: str) -> bool:
+    """An AWS service endpoint, as opposed to LocalStack or an emulator (empty means AWS's own)."""
+    return not url or url.rstrip("/").endswith(".amazonaws.com")
+
+
 def _positive_int(value: str) -> str | None:
     return None if re.fullmatch(r"[1-9][0-9]{0,8}", value) else "must be a positive integer"
 

@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 
 from pyflink.table import EnvironmentSettings, TableEnvironment
 
-from jobs.config import PROJECT_ROOT, Config
+from jobs.config import PROJECT_ROOT, Config, is_aws_endpoint
 
 log = logging.getLogger(__name__)
 
@@ -72,16 +72,12 @@ def _prepare_local_jvm() -> None:
         os.environ["FLINK_PLUGINS_DIR"] = str(PLUGINS_DIR)
 
 
-def _is_local_endpoint(url: str) -> bool:
-    return bool(url) and not url.rstrip("/").endswith(".amazonaws.com")
-
-
 def _use_emulator_settings(config: Config) -> None:
     """For LocalStack or the embedded emulator: any key is accepted (real AWS keeps its own
     credential chain), and the Kinesis connector's AWS SDK v1 must speak JSON, not CBOR, which
     moto cannot read (harmless for LocalStack and kinesis-local)."""
     endpoints = [config.groups.get("source", {}).get("aws.endpoint", ""), config.groups.get("output", {}).get("s3.endpoint", "")]
-    if any(_is_local_endpoint(url) for url in endpoints):
+    if not all(is_aws_endpoint(url) for url in endpoints):
         os.environ.setdefault("AWS_ACCESS_KEY_ID", "test")
         os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test")
         os.environ.setdefault("AWS_CBOR_DISABLE", "true")

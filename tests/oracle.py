@@ -145,16 +145,19 @@ def window_features(outcome: Outcome, size: timedelta, slide: timedelta) -> dict
     return groups
 
 
+def _activity(events: list[Event]) -> dict:
+    """The columns both shipped groups share."""
+    amounts = [e.amount for e in events if e.amount is not None]
+    return {
+        "event_count": len(events),
+        "a_event_count": sum(1 for e in events if e.event_type == "A"),
+        "amount_sum": sum(amounts) if amounts else 0.0,
+    }
+
+
 def user_activity_5m(outcome: Outcome) -> dict[tuple, dict]:
-    rows = {}
-    for key, events in window_features(outcome, timedelta(minutes=5), timedelta(minutes=1)).items():
-        amounts = [e.amount for e in events if e.amount is not None]
-        rows[key] = {
-            "event_count": len(events),
-            "a_event_count": sum(1 for e in events if e.event_type == "A"),
-            "amount_sum": sum(amounts) if amounts else 0.0,
-        }
-    return rows
+    return {key: _activity(events)
+            for key, events in window_features(outcome, timedelta(minutes=5), timedelta(minutes=1)).items()}
 
 
 def user_activity_1h(outcome: Outcome) -> dict[tuple, dict]:
@@ -162,9 +165,7 @@ def user_activity_1h(outcome: Outcome) -> dict[tuple, dict]:
     for key, events in window_features(outcome, timedelta(hours=1), timedelta(hours=1)).items():
         amounts = [e.amount for e in events if e.amount is not None]
         rows[key] = {
-            "event_count": len(events),
-            "a_event_count": sum(1 for e in events if e.event_type == "A"),
-            "amount_sum": sum(amounts) if amounts else 0.0,
+            **_activity(events),
             "amount_max": max(amounts) if amounts else None,
             "distinct_event_types": len({e.event_type for e in events}),
         }

@@ -58,7 +58,7 @@ def load(path: Path | str = DEFAULT_CONFIG) -> LocalSettings:
     if bucket_url.scheme not in ("s3", "s3a"):
         raise ConfigError(f"{path}: property group 'output' key 'path': the local services need an s3:// path")
     endpoint = config.groups["source"].get("aws.endpoint")  # validated; defaults to AWS's
-    kinesis_endpoint = None if endpoint.endswith(".amazonaws.com") else endpoint
+    kinesis_endpoint = None if job_config.is_aws_endpoint(endpoint) else endpoint
     db = connection_kwargs(config, config.get("rds", "password"))
     return LocalSettings(
         region=config.get("source", "aws.region"),

@@ -12,7 +12,6 @@ import hashlib
 import json
 import logging
 import os
-import signal
 import sys
 import time
 import urllib.error
@@ -117,24 +116,6 @@ def start(state: StateDirs, config_path: Path) -> RunningJob:
     return RunningJob(pid, ours=True, log_file=files.log_file)
 
 
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _reap(pid: int) -> None:
-    # Only our own child can be reaped (tests start and stop in one process); others are init's.
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
-
-
 def _stop_group(pid: int, timeout: float = STOP_TIMEOUT_S) -> None:
     """SIGTERM the job's process group (driver + JVM), SIGKILL what is left after ``timeout``.
 
@@ -144,22 +125,8 @@ def _stop_group(pid: int, timeout: float = STOP_TIMEOUT_S) -> None:
         pgid = os.getpgid(pid)
     except ProcessLookupError:
         return
-    if pgid != pid:  # not a group we created: signal the pid alone
-        process.stop(pid, timeout=timeout)
-        return
-    os.killpg(pgid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        _reap(pid)
-        if not _group_alive(pgid):
-            return
-        time.sleep(0.2)
-    log.warning("job group %d still alive %.0f s after SIGTERM; sending SIGKILL", pgid, timeout)
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    _reap(pid)
+    # Not a group we created (a job started by hand): signal the pid alone.
+    process.stop(pid, timeout=timeout, group=pgid == pid)
 
 
 def stop(state: StateDirs, config_path: Path) -> int | None:

@@ -85,28 +85,49 @@ def spawn(cmd: Sequence[str], *, pid_file: Path, log_file: Path, cwd: Path | Non
     return proc.pid
 
 
-def stop(pid: int, *, timeout: float = 10.0) -> None:
-    """SIGTERM, then SIGKILL if it is still there after ``timeout`` seconds."""
+def stop(pid: int, *, timeout: float = 10.0, group: bool = False) -> None:
+    """SIGTERM, then SIGKILL if it is still there after ``timeout`` seconds.
+
+    ``group``: signal the whole process group led by ``pid`` (``spawn`` starts each command in its
+    own session), e.g. a job's Python driver together with its JVM.
+    """
+    def send(sig: int) -> None:
+        (os.killpg if group else os.kill)(pid, sig)
+
+    def alive() -> bool:
+        # Reap it if it is our child (tests start and stop in one process); else just probe.
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0] == pid and not group:
+                return False
+        except ChildProcessError:
+            pass
+        return _group_alive(pid) if group else is_running(pid) and not _is_zombie(pid)
+
     try:
-        os.kill(pid, signal.SIGTERM)
+        send(signal.SIGTERM)
     except ProcessLookupError:
         return
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            # Reap it if it is our child (tests start and stop in one process); else just probe.
-            if os.waitpid(pid, os.WNOHANG)[0] == pid:
-                return
-        except ChildProcessError:
-            pass
-        if not is_running(pid) or _is_zombie(pid):
+        if not alive():
             return
         time.sleep(0.1)
-    log.warning("pid %d ignored SIGTERM for %.0f s; sending SIGKILL", pid, timeout)
+    log.warning("%s %d ignored SIGTERM for %.0f s; sending SIGKILL", "group" if group else "pid", pid, timeout)
     try:
-        os.kill(pid, signal.SIGKILL)
+        send(signal.SIGKILL)
     except ProcessLookupError:
         pass
+    alive()  # reap
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _is_zombie(pid: int) -> bool:
