@@ -242,7 +242,9 @@ def wait_until_running(job: RunningJob, timeout: float) -> str:
     deadline = time.monotonic() + timeout
     ui_url: str | None = None
     while time.monotonic() < deadline:
-        if not process.is_running(job.pid, JOB_MODULE):
+        # No command-line marker here: right after the fork the child may not have exec'd yet,
+        # and this pid was just spawned by us, so it cannot be a recycled one.
+        if not process.is_alive(job.pid):
             raise JobError(f"the job process exited at start{_log_tail(job.log_file)}")
         ui_url = ui_url or web_ui(job.pid)
         if ui_url and any(j.get("state") == "RUNNING" for j in flink_jobs(ui_url)):

@@ -101,7 +101,7 @@ def stop(pid: int, *, timeout: float = 10.0, group: bool = False) -> None:
                 return False
         except ChildProcessError:
             pass
-        return _group_alive(pid) if group else is_running(pid) and not _is_zombie(pid)
+        return _group_alive(pid) if group else is_alive(pid)
 
     try:
         send(signal.SIGTERM)
@@ -128,6 +128,11 @@ def _group_alive(pgid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def is_alive(pid: int) -> bool:
+    """Running and not a zombie (an exited child nobody has reaped yet)."""
+    return is_running(pid) and not _is_zombie(pid)
 
 
 def _is_zombie(pid: int) -> bool:
