@@ -1,0 +1,114 @@
+"""When feature rows become visible in PostgreSQL, seen from outside as a serving client would.
+
+A watcher thread polls the 5-minute table for the probe users' rows (the primary key starts with
+user_id, so each poll is a few index scans) and keeps the wall time of the poll that first saw each
+(user_id, window_end). An event's freshness is the first sight of its first window's row minus
+the time PutRecords acknowledged it.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Iterable, Sequence
+
+import psycopg
+
+from tests.perf.baseline_features import EPOCH, hop_window_ends
+from tests.perf.feed import Probe
+
+POLL_S = 0.15
+
+
+def first_window_end_ms(time_ms: int) -> int:
+    return hop_window_ends(time_ms)[0]
+
+
+_MS = timedelta(milliseconds=1)
+
+
+def _ms(moment: datetime) -> int:
+    return (moment - EPOCH) // _MS
+
+
+class RowWatcher(threading.Thread):
+    """Polls ``table`` every 150 ms for rows of ``users`` whose window_end is still awaited."""
+
+    def __init__(self, conninfo: dict[str, Any], users: Iterable[str], wanted: Iterable[tuple[str, int]],
+                 table: str = "user_activity_5m") -> None:
+        super().__init__(daemon=True, name="row-watcher")
+        self.conninfo, self.table = conninfo, table
+        self.users = sorted(set(users))
+        self.waiting = set(wanted)  # (user_id, window_end ms) not yet seen
+        self.first_seen: dict[tuple[str, int], float] = {}
+        self.polls = 0
+        self.error: BaseException | None = None
+        self._stop_event = threading.Event()
+
+    def stop(self) -> None:
+        self._stop_event.set()
+
+    def run(self) -> None:
+        try:
+            with psycopg.connect(**self.conninfo, autocommit=True) as connection:
+                while not self._stop_event.is_set() and self.waiting:
+                    self._poll(connection)
+                    self._stop_event.wait(POLL_S)
+        except BaseException as exc:  # reported by the caller, which owns the run
+            self.error = exc
+
+    def _poll(self, connection: psycopg.Connection) -> None:
+        since = min(end for _, end in self.waiting)
+        asked = time.time()  # the snapshot is taken at the statement's start: rows were visible by now
+        rows = connection.execute(
+            f"SELECT user_id, window_end FROM {self.table} WHERE user_id = ANY(%s) AND window_end >= %s",  # noqa: S608
+            (self.users, EPOCH + (since * _MS))).fetchall()
+        self.polls += 1
+        for user, end in rows:
+            key = (user, _ms(end))
+            if key in self.waiting:
+                self.waiting.discard(key)
+                self.first_seen[key] = asked
+
+
+@dataclass(frozen=True)
+class Freshness:
+    samples: list[float]  # seconds, one per probe event whose row was seen
+    unseen: int  # probe events whose row never appeared before the run ended
+
+    def percentile(self, share: float) -> float:
+        """Nearest rank: the smallest sample with at least ``share`` of the samples at or below it."""
+        ordered = sorted(self.samples)
+        if not ordered:
+            return float("nan")
+        return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
+
+
+def from_rows(probes: Sequence[Probe], acked: Sequence[float], first_seen: dict[tuple[str, int], float]) -> Freshness:
+    """Freshness of each probe event sent, from when its first window's row was first seen."""
+    samples, unseen = [], 0
+    for probe in probes:
+        if not acked[probe.index]:
+            continue
+        seen = first_seen.get((probe.user_id, first_window_end_ms(probe.time_ms)))
+        if seen is None:
+            unseen += 1
+        else:
+            samples.append(seen - acked[probe.index])
+    return Freshness(samples, unseen)
+
+
+def from_commits(probes: Sequence[Probe], acked: Sequence[float], commits: dict[str, float]) -> Freshness:
+    """Freshness from the commit time of each probe event's own transaction (per-event upserts)."""
+    samples, unseen = [], 0
+    for probe in probes:
+        if not acked[probe.index]:
+            continue
+        if probe.txid in commits:
+            samples.append(commits[probe.txid] - acked[probe.index])
+        else:
+            unseen += 1
+    return Freshness(samples, unseen)
