@@ -118,6 +118,8 @@ KEYS: tuple[Key, ...] = (
     Key("rds", "batch.size", "500", _positive_int, "rows per JDBC batch"),
     Key("rds", "flush.interval.ms", "1000", _non_negative_int, "max time a row waits in the JDBC buffer"),
     Key("rds", "max.retries", "3", _non_negative_int, "JDBC write retries before the job fails and restarts"),
+    Key("rds", "retention.days", "7", _positive_int, "jobs.serving prune deletes window rows that ended longer ago"),
+    Key("rds", "pool.size", "4", _positive_int, "jobs.serving: most PostgreSQL connections one reader process opens"),
     Key("output", "path", None, _output_path, "root of the offline copy: s3://BUCKET/PREFIX"),
     Key("output", "s3.endpoint", "", _url_or_empty, "S3 endpoint for local runs; empty = AWS"),
     Key("output", "s3.path.style.access", "false", _boolean, "path-style S3 URLs (S3-compatible emulators)"),
@@ -135,6 +137,8 @@ REQUIRED_GROUPS: Mapping[str, tuple[str, ...]] = {
     "explain": ("job", "source", "events", "rds", "output"),
     "migrate": ("job", "source", "events", "rds", "output"),
     "backfill": ("job", "events"),
+    "serve": ("rds",),     # jobs.serving: online reads and pruning
+    "train": ("output",),  # jobs.training: point-in-time training sets from the Parquet copy
 }
 
 

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlsplit
 
 from jobs.config import Config, ConfigError
-from jobs.sinks import FeatureSchema, postgres_table_ddl
+from jobs.sinks import (PROGRESS_TABLE, FeatureSchema, postgres_progress_ddl, postgres_table_ddl,
+                         postgres_window_index_ddl)
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ class ExistingColumn:
     key: bool
 
 
-def _existing_columns(cursor, table: str) -> dict[str, ExistingColumn]:
+def existing_columns(cursor, table: str) -> dict[str, ExistingColumn]:
     cursor.execute(
         """
         SELECT c.column_name, c.data_type,
@@ -68,6 +69,7 @@ def _existing_columns(cursor, table: str) -> dict[str, ExistingColumn]:
                          AND k.table_name = c.table_name AND k.column_name = c.column_name)
         FROM information_schema.columns c
         WHERE c.table_schema = current_schema() AND c.table_name = %s
+        ORDER BY c.ordinal_position
         """,
         (table,),
     )
@@ -102,10 +104,25 @@ def plan_migration(schema: FeatureSchema, existing: dict[str, ExistingColumn]) -
     return statements
 
 
+def _has_window_index(cursor, table: str) -> bool:
+    cursor.execute("SELECT 1 FROM pg_indexes WHERE schemaname = current_schema() AND tablename = %s AND indexname = %s",
+                   (table, f"{table}_window_end_idx"))
+    return cursor.fetchone() is not None
+
+
 def migrate(connection, schemas: list[FeatureSchema], dry_run: bool) -> list[str]:
-    """Plan every table first (so nothing changes when one of them cannot be migrated), then apply."""
+    """Plan every table first (so nothing changes when one of them cannot be migrated), then apply.
+
+    Besides each feature's table: its window_end index (reads and pruning) and the shared table
+    of progress markers (jobs/point_in_time.py)."""
     with connection.cursor() as cursor:
-        planned = [statement for schema in schemas for statement in plan_migration(schema, _existing_columns(cursor, schema.name))]
+        planned = []
+        for schema in schemas:
+            planned += plan_migration(schema, existing_columns(cursor, schema.name))
+            if not _has_window_index(cursor, schema.name):
+                planned.append(postgres_window_index_ddl(schema))
+        if not existing_columns(cursor, PROGRESS_TABLE):
+            planned.append(postgres_progress_ddl())
         if not dry_run:
             for statement in planned:
                 cursor.execute(statement)

@@ -164,6 +164,50 @@ def jdbc_sink(schema: FeatureSchema, config: Config, password: str) -> tuple[str
     return ddl, f"INSERT INTO `{table}` SELECT * FROM `{schema.name}`"
 
 
+PROGRESS_TABLE = "feature_progress"  # PostgreSQL; Parquet: <output.path>/_progress/<feature>/
+PROGRESS_COLUMNS = "`feature_group` STRING,\n  `window_start` TIMESTAMP(3),\n  `window_end` TIMESTAMP(3),\n  `row_count` BIGINT"
+
+
+def progress_view(schema: FeatureSchema) -> tuple[str, str]:
+    """Name and query of the feature's progress markers: one row per window, once the watermark has
+    passed its end, counting the rows the feature emitted for it (jobs/point_in_time.py reads them).
+    Grouping a window aggregate's output by its window bounds is itself a window aggregate in
+    Flink, so each marker is emitted exactly once, after its window's rows."""
+    name = f"{schema.name}__progress"
+    return name, (f"SELECT {_sql_string(schema.name)} AS feature_group, window_start, window_end, COUNT(*) AS row_count "
+                  f"FROM `{schema.name}` GROUP BY window_start, window_end")
+
+
+def parquet_progress_sink(schema: FeatureSchema, root: str) -> tuple[str, str]:
+    """Markers next to the Parquet copy, partitioned dt=YYYYMMDD by window_start like the features."""
+    table = f"{schema.name}__progress_parquet"
+    options = {"connector": "filesystem", "path": f"{root}/_progress/{schema.name}", **PARQUET_TIME_OPTIONS}
+    ddl = (f"CREATE TEMPORARY TABLE `{table}` (\n  {PROGRESS_COLUMNS},\n  `dt` STRING\n)"
+           f" PARTITIONED BY (`dt`) WITH (\n  {_with(options)}\n)")
+    insert = (f"INSERT INTO `{table}` SELECT *, DATE_FORMAT(window_start, 'yyyyMMdd') "
+              f"FROM `{schema.name}__progress`")
+    return ddl, insert
+
+
+def jdbc_progress_sink(schema: FeatureSchema, config: Config, password: str) -> tuple[str, str]:
+    """Markers into PostgreSQL table feature_progress: one writer, every marker flushed on arrival,
+    so a group's markers become visible in window order (point_in_time relies on it)."""
+    table = f"{schema.name}__progress_rds"
+    options = {
+        "connector": "jdbc",
+        "url": config.get("rds", "jdbc.url"),
+        "table-name": PROGRESS_TABLE,
+        "username": config.get("rds", "username"),
+        "password": password,
+        "sink.buffer-flush.max-rows": "1",
+        "sink.max-retries": config.get("rds", "max.retries"),
+        "sink.parallelism": "1",
+    }
+    ddl = (f"CREATE TEMPORARY TABLE `{table}` (\n  {PROGRESS_COLUMNS},\n"
+           f"  PRIMARY KEY (`feature_group`, `window_end`) NOT ENFORCED\n) WITH (\n  {_with(options)}\n)")
+    return ddl, f"INSERT INTO `{table}` SELECT * FROM `{schema.name}__progress`"
+
+
 def counter_sink(schema: FeatureSchema) -> tuple[str, str]:
     """A blackhole sink whose numRecordsIn metric counts the rows this feature group emitted."""
     table = f"{schema.name}__counter"
@@ -181,3 +225,17 @@ def postgres_table_ddl(schema: FeatureSchema) -> str:
         f"CREATE TABLE IF NOT EXISTS {schema.name} (\n  {columns},\n"
         f"  PRIMARY KEY ({', '.join(schema.key)})\n)"
     )
+
+
+def postgres_progress_ddl() -> str:
+    """The table of progress markers every feature group writes (see progress_view)."""
+    return (
+        f"CREATE TABLE IF NOT EXISTS {PROGRESS_TABLE} (\n  feature_group text NOT NULL,\n"
+        "  window_start timestamp(3) NOT NULL,\n  window_end timestamp(3) NOT NULL,\n  row_count bigint NOT NULL,\n"
+        "  PRIMARY KEY (feature_group, window_end)\n)"
+    )
+
+
+def postgres_window_index_ddl(schema: FeatureSchema) -> str:
+    """The index that keeps completeness checks and retention pruning (by window_end) fast."""
+    return f"CREATE INDEX IF NOT EXISTS {schema.name}_window_end_idx ON {schema.name} (window_end)"

@@ -125,7 +125,7 @@ def split_statements(text: str, path: Path) -> list[Statement]:
     return statements
 
 
-def _parenthesized(text: str, path: Path, after: int) -> tuple[int, int]:
+def parenthesized(text: str, path: Path, after: int) -> tuple[int, int]:
     """(start, end) of the first top-level parenthesized code group at or after ``after``."""
     depth = 0
     start = -1
@@ -157,14 +157,14 @@ def expand_like(statement: Statement, base: Statement) -> Statement:
     like = re.search(rf"\)\s*LIKE\s+`?{BASE_TABLE}`?\s*$", statement.text, flags=re.IGNORECASE)
     if not like:
         return statement
-    base_columns_start, base_columns_end = _parenthesized(base.text, base.path, 0)
+    base_columns_start, base_columns_end = parenthesized(base.text, base.path, 0)
     with_match = re.search(r"\bWITH\s*\(", base.text[base_columns_end:], flags=re.IGNORECASE)
     if not with_match:
         raise SqlFileError(base.path, base.first_line, "expected a WITH (...) clause")
-    options_start, options_end = _parenthesized(base.text, base.path, base_columns_end + with_match.start())
+    options_start, options_end = parenthesized(base.text, base.path, base_columns_end + with_match.start())
     columns = _one_line(base.text[base_columns_start + 1:base_columns_end])
     options = _one_line(base.text[options_start + 1:options_end])
-    open_paren, _ = _parenthesized(statement.text, statement.path, 0)
+    open_paren, _ = parenthesized(statement.text, statement.path, 0)
     text = statement.text
     expanded = (
         text[:open_paren + 1] + f" {columns}," + text[open_paren + 1:like.start()]
@@ -240,6 +240,16 @@ def load_catalog(sql_dir: Path, source_connector: str, config: Config) -> Catalo
         [(path.stem, _single_statement(path, config, "view")) for path in sorted((sql_dir / "views").glob("*.sql"))]
     )
 
+    features = load_features(sql_dir, config)
+
+    sinks: list[Statement] = []
+    for path in sorted((sql_dir / "sinks").glob("*.sql")) + sorted((sql_dir / "sinks" / source_connector).glob("*.sql")):
+        sinks += _read(path, config)
+    return Catalog(tables, views, features, sinks)
+
+
+def load_features(sql_dir: Path, config: Config) -> list[Feature]:
+    """The feature groups alone (what the serving and training reads need), in file-name order."""
     features = []
     for path in sorted((sql_dir / "features").glob("*.sql")):
         if not FEATURE_NAME.fullmatch(path.stem):
@@ -250,8 +260,20 @@ def load_catalog(sql_dir: Path, source_connector: str, config: Config) -> Catalo
         features.append(Feature(path.stem, query))
     if not features:
         raise SqlFileError(sql_dir / "features", 1, "no feature files (*.sql) found")
+    return features
 
-    sinks: list[Statement] = []
-    for path in sorted((sql_dir / "sinks").glob("*.sql")) + sorted((sql_dir / "sinks" / source_connector).glob("*.sql")):
-        sinks += _read(path, config)
-    return Catalog(tables, views, features, sinks)
+
+def top_level_code(text: str, path: Path) -> str:
+    """``text`` with comments, quoted text and parenthesized groups blanked out (same length), so
+    keyword and comma searches see only the statement's own level."""
+    kept = [" "] * len(text)
+    depth = 0
+    for i in _code_positions(text, path):
+        char = text[i]
+        if char == ")" and depth:
+            depth -= 1
+        elif char == "(":
+            depth += 1
+        elif depth == 0:
+            kept[i] = char
+    return "".join(kept)

@@ -170,3 +170,17 @@ def user_activity_1h(outcome: Outcome) -> dict[tuple, dict]:
             "distinct_event_types": len({e.event_type for e in events}),
         }
     return rows
+
+
+def features_as_of(rows: dict[tuple, dict], user_id: str, moment: datetime, size: timedelta, slide: timedelta,
+                   neutral: dict) -> tuple[datetime | None, dict | None]:
+    """What a read as of ``moment`` must answer, knowing every emitted row: the window ending at
+    min(moment rounded down to the slide, the newest window end emitted); the user's row there,
+    else ``neutral``. (None, None) before the first emitted window. Naive UTC times."""
+    ends = sorted({end for _, _, end in rows})
+    if not ends:
+        return None, None
+    end = min(_floor(moment.replace(tzinfo=timezone.utc), slide).replace(tzinfo=None), ends[-1])
+    if end < ends[0]:
+        return None, None
+    return end, rows.get((user_id, end - size, end), neutral)

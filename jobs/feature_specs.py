@@ -1,0 +1,156 @@
+"""What the reads need to know about each feature group, read from its SQL file (no JVM needed).
+
+- The window: TUMBLE or HOP, its slide and size. Window ends fall on multiples of the slide since
+  the epoch (UTC), so "the latest window at time t" is t rounded down to the slide.
+- Each feature column's NEUTRAL value: what the column means for a user with no events in a
+  window (no row is emitted then). Decided from the column's expression:
+    COUNT(...) and SUM(...)           -> 0
+    COALESCE(..., <literal>)          -> that literal
+    CAST(<one of the above> AS ...)   -> the same
+    anything else (MAX, AVG, UDFs...) -> None (NULL)
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from jobs.config import Config
+from jobs.sinks import REQUIRED_COLUMNS
+from jobs.sql_catalog import Feature, SqlFileError, load_features, parenthesized, top_level_code
+
+_WINDOW_CALL = re.compile(r"\b(TUMBLE|HOP|CUMULATE|SESSION)\s*\(", re.IGNORECASE)
+_INTERVAL = re.compile(r"(?is)^INTERVAL\s+'(\d+)'\s+(SECOND|MINUTE|HOUR|DAY)S?$")
+_UNITS = {"SECOND": 1, "MINUTE": 60, "HOUR": 3600, "DAY": 86400}
+_NUMBER = re.compile(r"^[+-]?\d+(\.\d*)?([eE][+-]?\d+)?$")
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    name: str
+    where: str                       # file:line of the feature's SELECT
+    window: str                      # TUMBLE or HOP
+    slide: timedelta                 # distance between consecutive window ends
+    size: timedelta
+    neutral: dict[str, object]       # feature column -> value when the user had no events
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.neutral)
+
+
+def load_specs(sql_dir: Path, config: Config) -> dict[str, FeatureSpec]:
+    """Every feature group of ``sql_dir/features``, by name."""
+    return {feature.name: spec_of(feature) for feature in load_features(sql_dir, config)}
+
+
+def spec_of(feature: Feature) -> FeatureSpec:
+    statement = feature.query
+    window, slide, size = _window_of(statement.text, statement.path, statement.first_line)
+    neutral = {}
+    for alias, expression in _select_items(statement.text, statement.path, statement.first_line):
+        if alias not in REQUIRED_COLUMNS:
+            neutral[alias] = _neutral_value(expression, statement.path)
+    return FeatureSpec(feature.name, statement.where(), window, slide, size, neutral)
+
+
+def _split_top_level(text: str, path: Path, separator: str = ",") -> list[str]:
+    top = top_level_code(text, path)
+    parts, start = [], 0
+    for i, char in enumerate(top):
+        if char == separator:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return [part.strip() for part in parts]
+
+
+def _arguments(text: str, open_paren: int, path: Path) -> str:
+    """The text between the parenthesis at ``open_paren`` and its partner."""
+    start, end = parenthesized(text, path, open_paren)
+    return text[start + 1:end]
+
+
+def _strip_comments(text: str) -> str:
+    return re.sub(r"--[^\n]*|/\*.*?\*/", " ", text, flags=re.DOTALL)
+
+
+def _window_of(text: str, path: Path, first_line: int) -> tuple[str, timedelta, timedelta]:
+    code = _strip_comments(text)
+    calls = list(_WINDOW_CALL.finditer(code))
+    where = f"{path}:{first_line}"
+    if len(calls) != 1:
+        raise SqlFileError(path, first_line, f"feature reads need exactly one TUMBLE or HOP window in the file, found {len(calls)}")
+    kind = calls[0].group(1).upper()
+    if kind not in ("TUMBLE", "HOP"):
+        raise SqlFileError(path, first_line, f"{kind} windows are not supported by the feature reads (use TUMBLE or HOP)")
+    arguments = _split_top_level(_arguments(code, calls[0].end() - 1, path), path)
+    named = {}
+    positional = []
+    for argument in arguments:
+        match = re.match(r"(?is)^(\w+)\s*=>\s*(.*)$", argument)
+        if match:
+            named[match.group(1).upper()] = match.group(2).strip()
+        else:
+            positional.append(argument)
+    names = ["DATA", "TIMECOL", "SIZE", "OFFSET"] if kind == "TUMBLE" else ["DATA", "TIMECOL", "SLIDE", "SIZE", "OFFSET"]
+    named.update(zip(names, positional))
+    if "OFFSET" in named:
+        raise SqlFileError(path, first_line, f"{where}: window offsets are not supported by the feature reads")
+    size = _interval(named.get("SIZE", ""), path, first_line)
+    slide = _interval(named["SLIDE"], path, first_line) if kind == "HOP" else size
+    return kind, slide, size
+
+
+def _interval(text: str, path: Path, first_line: int) -> timedelta:
+    match = _INTERVAL.match(" ".join(text.split()))
+    if not match:
+        raise SqlFileError(path, first_line, f"window size/slide must be like INTERVAL '5' MINUTE, got '{text}'")
+    return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2).upper()])
+
+
+def _select_items(text: str, path: Path, first_line: int) -> list[tuple[str, str]]:
+    """(output name, expression) of the outermost SELECT list."""
+    code = _strip_comments(text)
+    top = top_level_code(code, path)
+    select = re.search(r"(?i)\bSELECT\b", top)
+    from_ = re.search(r"(?i)\bFROM\b", top[select.end():]) if select else None
+    if not select or not from_:
+        raise SqlFileError(path, first_line, "cannot find the feature's outermost SELECT ... FROM")
+    items = []
+    for item in _split_top_level(code[select.end():select.end() + from_.start()], path):
+        match = (re.match(r"(?is)^(.*?)\s+AS\s+`?(\w+)`?$", item)
+                 or re.match(r"(?is)^(.*[\w)'`])\s+`?(?!END\b)(\w+)`?$", item))  # alias without AS
+        if match:
+            items.append((match.group(2), match.group(1).strip()))
+        else:
+            items.append((item.split(".")[-1].strip("`"), item))
+    return items
+
+
+def _neutral_value(expression: str, path: Path) -> object:
+    expression = expression.strip()
+    shape = top_level_code(expression, path).upper().split()  # function names left, arguments blanked
+    call = re.match(r"(?s)^\w+\s*\(", expression)
+    if not call or shape[1:] not in ([], ["FILTER"]):
+        return None  # not a single call: an expression over several aggregates, a literal, ...
+    head = shape[0]
+    if head in ("COUNT", "SUM"):
+        return 0
+    arguments = _split_top_level(_arguments(expression, call.end() - 1, path), path)
+    if head == "COALESCE":
+        return _literal(arguments[-1])
+    if head == "CAST":
+        inner = re.match(r"(?is)^(.*)\s+AS\s+[\w(), ]+$", arguments[0])
+        return _neutral_value(inner.group(1), path) if inner else None
+    return None
+
+
+def _literal(text: str) -> object:
+    if _NUMBER.match(text):
+        return float(text) if any(c in text for c in ".eE") else int(text)
+    if len(text) >= 2 and text[0] == text[-1] == "'":
+        return text[1:-1].replace("''", "'")
+    return None

@@ -1,0 +1,250 @@
+"""Online feature reads for inference, from the PostgreSQL tables the job upserts.
+
+    from jobs.serving import OnlineStore
+    with OnlineStore.from_config_file("deploy/config/local.json") as store:
+        result = store.get_features(["u-42", "u-7"])          # as of now
+        result["users"]["u-42"]["user_activity_5m"]["event_count"]
+
+    python -m jobs.serving get --config FILE --user u-42 [--user u-7] [--as-of 2026-01-01T12:00:00Z]
+    python -m jobs.serving prune --config FILE [--days 7] [--dry-run]
+
+For each feature group the window is chosen by jobs/point_in_time.py (the same rule the offline
+training sets use): a user with no row in that window had no events in it and gets the group's
+neutral values (0 for counts and sums, NULL for max/avg), never an older window's stale values.
+One query per group fetches all users; connections come from a pool; windows already found
+complete are remembered, so a steady-state read is 2-3 short indexed queries per group.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from contextlib import contextmanager
+from typing import Any, Iterable, Iterator, Optional, Sequence
+
+from psycopg import Connection, sql
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from jobs import rds, secrets
+from jobs.config import PROJECT_ROOT, Config, ConfigError, load
+from jobs.feature_specs import FeatureSpec, load_specs
+from jobs.point_in_time import Choice, Marker, choose_window, utc_naive
+from jobs.sinks import PROGRESS_TABLE, REQUIRED_COLUMNS
+from jobs.sql_catalog import SqlFileError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SQL_DIR = PROJECT_ROOT / "sql"
+CONNECT_TIMEOUT_SECONDS = 10
+_MARKERS_PER_READ = 8  # markers fetched at and before the candidate; the walk rarely needs more than 2
+
+
+class FeatureReadError(RuntimeError):
+    """A feature table that cannot be read as a per-user vector; the message says which and why."""
+
+
+class OnlineStore:
+    """Pooled reader of every feature group's PostgreSQL table (thread-safe)."""
+
+    def __init__(self, config: Config, sql_dir: Path = DEFAULT_SQL_DIR) -> None:
+        self.specs = load_specs(sql_dir, config)
+        kwargs = rds.connection_kwargs(config, secrets.jdbc_password(config))
+        self._where = f"{kwargs['host']}:{kwargs['port']}/{kwargs['dbname']}"
+        self._pool = ConnectionPool(kwargs=kwargs | {"autocommit": True}, min_size=1,
+                                    max_size=config.get_int("rds", "pool.size"), open=True, name="features")
+        self._complete: set[tuple[str, datetime]] = set()  # (group, window_end) seen complete
+        self._columns: dict[str, list[str]] = {}
+
+    @classmethod
+    def from_config_file(cls, path: str | Path, sql_dir: Path = DEFAULT_SQL_DIR) -> "OnlineStore":
+        return cls(load(Path(path), "serve"), sql_dir)
+
+    def __enter__(self) -> "OnlineStore":
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._pool.close()
+
+    def get_features(self, user_ids: Iterable[str], as_of: Optional[datetime] = None,
+                     groups: Optional[Sequence[str]] = None) -> dict[str, Any]:
+        """Feature values of ``user_ids`` as of ``as_of`` (default: now), for every group or ``groups``.
+
+        Returns {"as_of", "groups": {group: {window_start, window_end, emitted_until,
+        staleness_seconds}}, "users": {user_id: {group: {column: value}}}}. A group whose window is
+        unknown (nothing emitted yet, or ``as_of`` older than the kept history) has window None and
+        every value None.
+        """
+        users = list(dict.fromkeys(user_ids))
+        moment = utc_naive(as_of or datetime.now(timezone.utc))
+        result: dict[str, Any] = {"as_of": moment, "groups": {}, "users": {user: {} for user in users}}
+        with self._connection() as connection, connection.cursor() as cursor:
+            for name in groups or self.specs:
+                spec = self._spec(name)
+                columns = self._value_columns(cursor, spec)
+                choice, latest = self._choose(cursor, spec, moment)
+                result["groups"][name] = {
+                    "window_start": choice.window_start if choice else None,
+                    "window_end": choice.window_end if choice else None,
+                    "emitted_until": latest,
+                    "staleness_seconds": (moment - choice.window_end).total_seconds() if choice else None,
+                }
+                rows = self._rows(cursor, spec, columns, choice, users) if choice and choice.has_rows else {}
+                for user in users:
+                    if choice is None:
+                        values = {column: None for column in columns}
+                    else:
+                        values = rows.get(user) or {column: spec.neutral.get(column) for column in columns}
+                    result["users"][user][name] = values
+        return result
+
+    def prune(self, retention: timedelta, now: Optional[datetime] = None, dry_run: bool = False) -> dict[str, int]:
+        """Delete window rows (and markers) that ended more than ``retention`` ago, per table."""
+        cutoff = utc_naive(now or datetime.now(timezone.utc)) - retention
+        deleted = {}
+        with self._connection() as connection, connection.cursor() as cursor:
+            for table in [*self.specs, PROGRESS_TABLE]:
+                cursor.execute("SELECT to_regclass(%s) IS NOT NULL", (table,))
+                if cursor.fetchone()[0]:
+                    deleted[table] = _delete_before(cursor, table, cutoff, dry_run)
+        self._complete = {entry for entry in self._complete if entry[1] >= cutoff}
+        return deleted
+
+    @contextmanager
+    def _connection(self) -> Iterator[Connection]:
+        try:
+            with self._pool.connection(timeout=CONNECT_TIMEOUT_SECONDS) as connection:
+                yield connection
+        except PoolTimeout:
+            raise FeatureReadError(f"cannot connect to PostgreSQL at {self._where} (property group 'rds') "
+                                   f"within {CONNECT_TIMEOUT_SECONDS} s") from None
+
+    def _spec(self, name: str) -> FeatureSpec:
+        try:
+            return self.specs[name]
+        except KeyError:
+            raise FeatureReadError(f"no feature group '{name}' (known: {', '.join(self.specs)})") from None
+
+    def _value_columns(self, cursor, spec: FeatureSpec) -> list[str]:
+        """The table's value columns, in table order; refuses tables keyed by more than the user."""
+        if spec.name not in self._columns:
+            existing = rds.existing_columns(cursor, spec.name)
+            if not existing:
+                raise FeatureReadError(f"table {spec.name} does not exist: run `python -m jobs.feature_job migrate`")
+            extra_keys = [c.name for c in existing.values() if c.key and c.name not in REQUIRED_COLUMNS]
+            if extra_keys:
+                raise FeatureReadError(f"{spec.where}: feature '{spec.name}' has more than one row per user and window "
+                                       f"(key columns {', '.join(extra_keys)}); the feature reads serve one row per user")
+            self._columns[spec.name] = [name for name in existing if name not in REQUIRED_COLUMNS]
+        return self._columns[spec.name]
+
+    def _choose(self, cursor, spec: FeatureSpec, as_of: datetime) -> tuple[Optional[Choice], Optional[datetime]]:
+        cursor.execute(f"SELECT min(window_end), max(window_end) FROM {PROGRESS_TABLE} WHERE feature_group = %s",
+                       (spec.name,))
+        first, latest = cursor.fetchone()
+        if latest is None:
+            return None, None
+        cursor.execute(
+            f"SELECT window_start, window_end, row_count FROM {PROGRESS_TABLE} "
+            "WHERE feature_group = %s AND window_end <= %s ORDER BY window_end DESC LIMIT %s",
+            (spec.name, min(as_of, latest), _MARKERS_PER_READ),
+        )
+        markers = {row[1]: Marker(*row) for row in cursor.fetchall()}
+        oldest_fetched = min(markers, default=first)
+
+        def marker_at(window_end: datetime) -> Optional[Marker]:
+            if window_end < oldest_fetched and window_end >= first:
+                cursor.execute(f"SELECT window_start, window_end, row_count FROM {PROGRESS_TABLE} "
+                               "WHERE feature_group = %s AND window_end = %s", (spec.name, window_end))
+                row = cursor.fetchone()
+                return Marker(*row) if row else None
+            return markers.get(window_end)
+
+        def is_complete(marker: Marker) -> bool:
+            if (spec.name, marker.window_end) in self._complete:
+                return True
+            cursor.execute(sql.SQL("SELECT count(*) FROM {} WHERE window_end = %s AND window_start = %s")
+                           .format(sql.Identifier(spec.name)), (marker.window_end, marker.window_start))
+            if cursor.fetchone()[0] >= marker.row_count:
+                self._complete.add((spec.name, marker.window_end))
+                return True
+            return False
+
+        return choose_window(as_of, spec.slide, spec.size, first, latest, marker_at, is_complete), latest
+
+    def _rows(self, cursor, spec: FeatureSpec, columns: list[str], choice: Choice,
+              users: list[str]) -> dict[str, dict[str, Any]]:
+        query = sql.SQL("SELECT user_id, {} FROM {} WHERE window_end = %s AND window_start = %s AND user_id = ANY(%s)").format(
+            sql.SQL(", ").join(map(sql.Identifier, columns)), sql.Identifier(spec.name))
+        cursor.execute(query, (choice.window_end, choice.window_start, users))
+        return {row[0]: dict(zip(columns, row[1:])) for row in cursor.fetchall()}
+
+
+def _delete_before(cursor, table: str, cutoff: datetime, dry_run: bool, batch: int = 10_000) -> int:
+    """Delete in batches so pruning never holds long locks against the job's upserts."""
+    identifier = sql.Identifier(table)
+    if dry_run:
+        cursor.execute(sql.SQL("SELECT count(*) FROM {} WHERE window_end < %s").format(identifier), (cutoff,))
+        return cursor.fetchone()[0]
+    total = 0
+    while True:
+        cursor.execute(sql.SQL("DELETE FROM {t} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {t} WHERE window_end < %s LIMIT %s))")
+                       .format(t=identifier), (cutoff, batch))
+        total += cursor.rowcount
+        if cursor.rowcount < batch:
+            return total
+
+
+def _parse_time(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an ISO-8601 time like 2026-01-01T12:00:00Z, got '{text}'") from None
+
+
+def _json_default(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="milliseconds") + "Z"
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m jobs.serving", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    get = commands.add_parser("get", help="print users' feature vectors as JSON")
+    get.add_argument("--user", action="append", required=True, help="a user_id (repeat for several)")
+    get.add_argument("--as-of", type=_parse_time, help="ISO-8601 time (default: now)")
+    get.add_argument("--group", action="append", help="only this feature group (repeatable)")
+    prune = commands.add_parser("prune", help="delete window rows older than the retention")
+    prune.add_argument("--days", type=int, help="retention in days (default: rds.retention.days)")
+    prune.add_argument("--dry-run", action="store_true", help="count what would be deleted")
+    for command in (get, prune):
+        command.add_argument("--config", type=Path, required=True, help="property-groups JSON (the job's config)")
+        command.add_argument("--sql-dir", type=Path, default=DEFAULT_SQL_DIR)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        config = load(args.config, "serve")
+        with OnlineStore(config, args.sql_dir) as store:
+            if args.command == "get":
+                print(json.dumps(store.get_features(args.user, args.as_of, args.group), indent=2, default=_json_default))
+            else:
+                days = args.days or config.get_int("rds", "retention.days")
+                deleted = store.prune(timedelta(days=days), dry_run=args.dry_run)
+                verb = "would delete" if args.dry_run else "deleted"
+                for table, count in deleted.items():
+                    print(f"{table}: {verb} {count} row(s) with window_end older than {days} day(s)")
+    except (ConfigError, SqlFileError, FeatureReadError, secrets.SecretError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,200 @@
+"""Point-in-time training sets from the offline Parquet copy (S3 or a backfill's local folder).
+
+    from jobs.training import OfflineStore
+    store = OfflineStore.from_config_file("deploy/config/local.json")    # or OfflineStore("out/")
+    table = store.training_set(labels, features=["user_activity_5m", "user_activity_1h.amount_max"])
+
+``labels`` has one row per example: ``user_id``, ``timestamp`` (naive = UTC) and any label
+columns; a pandas DataFrame in gives a DataFrame out, a pyarrow Table gives a Table. Each
+requested feature is added as a column ``<group>.<column>``, plus ``<group>.window_end`` (the
+window used). The value is what jobs.serving's get_features would have answered with as_of =
+the label's timestamp, by the same rule (jobs/point_in_time.py): the window ending at
+min(timestamp rounded down to the slide, the group's emitted point), its row, else the group's
+neutral values — so training and serving see the same numbers.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
+
+from jobs.config import PROJECT_ROOT, Config, is_aws_endpoint, load
+from jobs.feature_specs import FeatureSpec, load_specs
+from jobs.point_in_time import Choice, Marker, choose_window, utc_naive
+from jobs.sinks import REQUIRED_COLUMNS
+
+DEFAULT_SQL_DIR = PROJECT_ROOT / "sql"
+_PARTITION_TYPES = {"dt": pa.string(), "hr": pa.string()}
+
+
+class TrainingSetError(ValueError):
+    """Bad labels or feature names; the message says which."""
+
+
+@dataclass
+class _GroupData:
+    """One group's markers and the rows of the windows the labels need, loaded once."""
+
+    spec: FeatureSpec
+    markers: dict[datetime, Marker]
+    counts: dict[datetime, int] = field(default_factory=dict)        # window_end -> rows stored
+    rows: dict[tuple[str, datetime], dict[str, Any]] = field(default_factory=dict)
+
+
+class OfflineStore:
+    def __init__(self, root: str, config: Optional[Config] = None, sql_dir: Path = DEFAULT_SQL_DIR,
+                 filesystem: Optional[pafs.FileSystem] = None) -> None:
+        """``root``: the job's output.path (s3://BUCKET/PREFIX) or a local folder (backfill --output-dir)."""
+        self.specs = load_specs(sql_dir, config or _placeholder_free_config())
+        self._filesystem, self._root = _filesystem_and_path(root, config, filesystem)
+
+    @classmethod
+    def from_config_file(cls, path: str | Path, sql_dir: Path = DEFAULT_SQL_DIR) -> "OfflineStore":
+        config = load(Path(path), "train")
+        return cls(config.get("output", "path"), config, sql_dir)
+
+    def training_set(self, labels: Any, features: Optional[Sequence[str]] = None, *,
+                     user_column: str = "user_id", time_column: str = "timestamp") -> Any:
+        """``labels`` plus the feature columns, point-in-time correct (see the module docstring)."""
+        table = _as_table(labels)
+        for column in (user_column, time_column):
+            if column not in table.column_names:
+                raise TrainingSetError(f"labels need a '{column}' column (have {', '.join(table.column_names)})")
+        users = table.column(user_column).to_pylist()
+        moments = [utc_naive(moment) if moment is not None else None for moment in _times(table.column(time_column))]
+        for name, columns in self._requested(features).items():
+            group = self._load(self.specs[name], moments)
+            choices = {moment: self._choose(group, moment) for moment in set(moments) if moment is not None}
+            values: dict[str, list] = {column: [] for column in columns}
+            ends = []
+            for user, moment in zip(users, moments):
+                choice = choices.get(moment)
+                ends.append(choice.window_end if choice else None)
+                row = group.rows.get((user, choice.window_end)) if choice and choice.has_rows else None
+                for column in columns:
+                    if choice is None:
+                        values[column].append(None)
+                    else:
+                        values[column].append(row[column] if row else group.spec.neutral.get(column))
+            table = table.append_column(f"{name}.window_end", pa.array(ends, pa.timestamp("ms")))
+            for column in columns:
+                table = table.append_column(f"{name}.{column}", pa.array(values[column]))
+        return _to_pandas(table) if _is_pandas(labels) else table
+
+    def _requested(self, features: Optional[Sequence[str]]) -> dict[str, list[str]]:
+        """{group: [columns]} from names like "user_activity_5m" or "user_activity_5m.event_count"."""
+        requested: dict[str, list[str]] = defaultdict(list)
+        for item in features or list(self.specs):
+            name, _, column = item.partition(".")
+            if name not in self.specs:
+                raise TrainingSetError(f"no feature group '{name}' (known: {', '.join(self.specs)})")
+            known = self.specs[name].columns
+            if column and column not in known:
+                raise TrainingSetError(f"feature group '{name}' has no column '{column}' (known: {', '.join(known)})")
+            for wanted in [column] if column else known:
+                if wanted not in requested[name]:
+                    requested[name].append(wanted)
+        return dict(requested)
+
+    def _dataset(self, *parts: str) -> Optional[ds.Dataset]:
+        path = "/".join([self._root, *parts])
+        if self._filesystem.get_file_info(path).type == pafs.FileType.NotFound:
+            return None
+        keys = ["dt"] if parts[0] == "_progress" else ["dt", "hr"]  # strings: dt=20260101 is not a number
+        partitioning = ds.partitioning(pa.schema([(key, pa.string()) for key in keys]), flavor="hive")
+        return ds.dataset(path, filesystem=self._filesystem, format="parquet", partitioning=partitioning)
+
+    def _load(self, spec: FeatureSpec, moments: list[Optional[datetime]]) -> _GroupData:
+        progress = self._dataset("_progress", spec.name)
+        markers = {}
+        if progress is not None:
+            for row in progress.to_table(columns=["window_start", "window_end", "row_count"]).to_pylist():
+                end = utc_naive(row["window_end"])
+                markers[end] = Marker(utc_naive(row["window_start"]), end, row["row_count"])
+        group = _GroupData(spec, markers)
+        rows = self._dataset(spec.name)
+        present = [moment for moment in moments if moment is not None]
+        if rows is None or not markers or not present:
+            return group
+        extra_keys = [f.name for f in rows.schema if pa.types.is_string(f.type) and f.name not in (*REQUIRED_COLUMNS, "dt", "hr")]
+        if extra_keys:
+            raise TrainingSetError(f"{spec.where}: feature '{spec.name}' has more than one row per user and window "
+                                   f"(key columns {', '.join(extra_keys)}); training sets take one row per user")
+        # Read only the days (dt = window_start's day) that can hold a window the labels need; the
+        # extra day covers a window that starts before midnight and a step back past it.
+        first_day = (min(present) - spec.size).date() - timedelta(days=1)
+        last_day = min(max(present), max(markers)).date()
+        days = [(first_day + timedelta(days=n)).strftime("%Y%m%d") for n in range((last_day - first_day).days + 1)]
+        table = rows.to_table(columns=["user_id", "window_start", "window_end", *spec.columns],
+                              filter=pc.field("dt").isin(days))
+        for row in table.to_pylist():
+            end = utc_naive(row["window_end"])
+            group.counts[end] = group.counts.get(end, 0) + 1
+            group.rows[(row["user_id"], end)] = {column: row[column] for column in spec.columns}
+        return group
+
+    @staticmethod
+    def _choose(group: _GroupData, moment: datetime) -> Optional[Choice]:
+        markers = group.markers
+        if not markers:
+            return None
+        return choose_window(moment, group.spec.slide, group.spec.size, min(markers), max(markers), markers.get,
+                             lambda marker: group.counts.get(marker.window_end, 0) >= marker.row_count)
+
+
+def _filesystem_and_path(root: str, config: Optional[Config],
+                         filesystem: Optional[pafs.FileSystem]) -> tuple[pafs.FileSystem, str]:
+    if filesystem is not None:
+        return filesystem, root.split("://", 1)[-1].rstrip("/")
+    if root.startswith("s3://"):
+        endpoint = config.get("output", "s3.endpoint") if config else ""
+        path = root.removeprefix("s3://").rstrip("/")
+        if is_aws_endpoint(endpoint):
+            return pafs.S3FileSystem(region=pafs.resolve_s3_region(path.split("/")[0])), path
+        scheme, _, host = endpoint.partition("://")
+        # An emulator takes any key; the environment's own credentials win when set.
+        keys = {} if os.environ.get("AWS_ACCESS_KEY_ID") else {"access_key": "test", "secret_key": "test"}
+        return pafs.S3FileSystem(endpoint_override=host, scheme=scheme, **keys), path
+    path = root.removeprefix("file://")
+    return pafs.LocalFileSystem(), str(Path(path).resolve())
+
+
+def _placeholder_free_config() -> Config:
+    """Feature files rarely use ${group.key}; without a config file such a file fails clearly."""
+    return Config({}, "(no config)")
+
+
+def _is_pandas(value: Any) -> bool:
+    return type(value).__module__.startswith("pandas")
+
+
+def _to_pandas(table: pa.Table) -> Any:
+    """Integer columns stay integers where a value is unknown (pandas' nullable Int64, not float NaN)."""
+    import pandas as pd
+
+    return table.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype(), pa.int32(): pd.Int32Dtype()}.get)
+
+
+def _as_table(labels: Any) -> pa.Table:
+    if isinstance(labels, pa.Table):
+        return labels
+    if _is_pandas(labels):
+        return pa.Table.from_pandas(labels, preserve_index=False)
+    if isinstance(labels, list):
+        return pa.Table.from_pylist(labels)
+    raise TrainingSetError(f"labels must be a pandas DataFrame, a pyarrow Table or a list of dicts, got {type(labels).__name__}")
+
+
+def _times(column: pa.ChunkedArray) -> list[Optional[datetime]]:
+    if pa.types.is_timestamp(column.type):
+        return column.to_pylist()
+    raise TrainingSetError(f"the timestamp column must hold timestamps, got {column.type}")
