@@ -9,6 +9,8 @@ have written is exactly the oracle's rows for the generated events.
 from __future__ import annotations
 
 import json
+import math
+from collections import Counter
 from types import SimpleNamespace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -18,6 +20,8 @@ import pytest
 
 from deploy.local import aws, producer
 from jobs import feature_job
+from jobs.serving import OnlineStore
+from jobs.training import OfflineStore
 from tests import oracle
 from tests.integration.stack import JobProcess, postgres_rows, s3_rows, start_services, wait_for, write_config
 from tests.sql.test_backfill_oracle import DELAY, assert_matches, generate
@@ -115,6 +119,43 @@ def test_counters_are_flink_metrics_and_logged(e2e):
     # Flink's REST API refreshes each vertex's metrics on its own (every ~10 s), so the line
     # settles on the final figures a little after the data does.
     wait_for("the logged counters to reach the final figures", lambda: logged() == want, e2e.job, timeout=90)
+
+
+def _marker_counts(rows: list[dict]) -> dict[tuple[str, datetime], int]:
+    return {(r["feature_group"], r["window_end"]): r["row_count"] for r in rows}
+
+
+def test_progress_markers_and_feature_reads_equal_the_oracle(e2e):
+    """The streaming job's progress markers (PostgreSQL and S3) count each window's rows, and both
+    reads built on them (online from PostgreSQL, training sets from S3) answer as the oracle does."""
+    expected = {"user_activity_5m": oracle.user_activity_5m(e2e.expected),
+                "user_activity_1h": oracle.user_activity_1h(e2e.expected)}
+    want = {(name, end): count for name, rows in expected.items()
+            for end, count in Counter(end for _, _, end in rows).items()}
+    wait_for("every progress marker in PostgreSQL",
+             lambda: _marker_counts(postgres_rows(e2e.settings, "feature_progress")) == want, e2e.job)
+    wait_for("every progress marker in S3", lambda: _marker_counts(
+        s3_rows(e2e.settings, "_progress/user_activity_5m") + s3_rows(e2e.settings, "_progress/user_activity_1h")) == want,
+        e2e.job)
+
+    users = sorted({user for user, _, _ in expected["user_activity_5m"]})
+    first = min(end for _, _, end in expected["user_activity_5m"])
+    moments = [first + timedelta(minutes=minutes, seconds=17) for minutes in range(-2, 200, 7)]
+    labels = [{"user_id": user, "timestamp": moment} for moment in moments for user in users]
+    training = iter(OfflineStore.from_config_file(e2e.config).training_set(labels).to_pylist())
+    with OnlineStore.from_config_file(e2e.config) as online:
+        for moment in moments:
+            served = online.get_features(users, as_of=moment)
+            for user in users:
+                offline = next(training)
+                for name, rows in expected.items():
+                    spec = online.specs[name]
+                    end, values = oracle.features_as_of(rows, user, moment, spec.size, spec.slide, spec.neutral)
+                    assert served["groups"][name]["window_end"] == offline[f"{name}.window_end"] == end
+                    for column in spec.columns:
+                        want_value = None if values is None else values[column]
+                        for got in (served["users"][user][name][column], offline[f"{name}.{column}"]):
+                            assert got == want_value or math.isclose(got, want_value, rel_tol=1e-9), (name, column, user, moment)
 
 
 def test_replaying_the_stream_leaves_postgres_unchanged(e2e):
