@@ -26,7 +26,7 @@ from pathlib import Path
 from contextlib import contextmanager
 from typing import Any, Iterable, Iterator, Optional, Sequence
 
-from psycopg import Connection, sql
+from psycopg import Connection, errors, sql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from jobs import rds, secrets
@@ -124,6 +124,9 @@ class OnlineStore:
         except PoolTimeout:
             raise FeatureReadError(f"cannot connect to PostgreSQL at {self._where} (property group 'rds') "
                                    f"within {CONNECT_TIMEOUT_SECONDS} s") from None
+        except errors.UndefinedTable as error:
+            raise FeatureReadError(f"{str(error).splitlines()[0]} in {self._where}: run "
+                                   "`python -m jobs.feature_job migrate --config FILE` (and the job) first") from None
 
     def _spec(self, name: str) -> FeatureSpec:
         try:

@@ -107,6 +107,14 @@ def _step(title: str) -> Iterator[None]:
     print(f"    done in {time.monotonic() - started:.1f} s", flush=True)
 
 
+def _shown(path: Path) -> str:
+    """A path as a user in the repository would type it."""
+    try:
+        return str(path.resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)
+
+
 def _cli(command: str, config_path: Path) -> str:
     """The command a user types; --config only when it is not the default."""
     suffix = "" if config_path.resolve() == DEFAULT_CONFIG.resolve() else f" --config {config_path}"
@@ -458,6 +466,8 @@ def summary_lines(settings: LocalSettings, options: DemoOptions, running: job.Ru
         f"  Look again        {_cli('demo --watch', cfg)}   (sends fresh events; add --no-produce to only look)",
         f"  Query features    psql -h {pg.host} -p {pg.port} -U {pg.user} {pg.database} "
         "-c 'SELECT * FROM user_activity_5m ORDER BY window_end DESC LIMIT 10'   (password: rds.password in the config)",
+        f"  Feature vector    python -m jobs.serving get --config {_shown(cfg)} --user u-1   "
+        "(what a model would get now: neutral values for windows without events, not stale rows)",
         f"  Parquet           s3://{settings.bucket}/{settings.prefix}/<feature>/dt=YYYYMMDD/hr=HH/ "
         f"(plus _raw/, _quarantine/) on {settings.s3_endpoint or 'AWS'}",
         f"  Stop the job      {_cli('stop-job', cfg)}   (or: make demo-stop)" if running.ours else

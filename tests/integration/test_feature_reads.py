@@ -149,3 +149,12 @@ def test_prune_forgets_old_windows_and_reads_say_unknown(stores):
     recent = online.get_features(["u-1"], as_of=newest)
     assert recent["groups"]["user_activity_5m"]["window_end"] == newest
     assert serving.main(["prune", "--config", str(config_path), "--days", "7", "--dry-run"]) == 0
+
+
+def test_migrate_made_the_index_and_progress_table_once(stores, capsys):
+    _, _, _, settings, config_path = stores
+    assert feature_job.main(["migrate", "--config", str(config_path), "--dry-run"]) == 0
+    assert "would run 0 statement(s)" in capsys.readouterr().out
+    with psycopg.connect(**settings.postgres.conninfo()) as connection:
+        indexes = {row[0] for row in connection.execute("SELECT indexname FROM pg_indexes WHERE schemaname = 'public'")}
+    assert {"user_activity_5m_window_end_idx", "user_activity_1h_window_end_idx", "feature_progress_pkey"} <= indexes
