@@ -29,7 +29,7 @@ import pyarrow.fs as pafs
 
 from jobs.config import PROJECT_ROOT, Config, is_aws_endpoint, load
 from jobs.feature_specs import FeatureSpec, load_specs
-from jobs.point_in_time import Choice, Marker, choose_window, utc_naive
+from jobs.point_in_time import EPOCH, Choice, Marker, choose_window, utc_naive
 from jobs.sinks import REQUIRED_COLUMNS
 
 DEFAULT_SQL_DIR = PROJECT_ROOT / "sql"
@@ -70,24 +70,24 @@ class OfflineStore:
             if column not in table.column_names:
                 raise TrainingSetError(f"labels need a '{column}' column (have {', '.join(table.column_names)})")
         users = table.column(user_column).to_pylist()
-        moments = [utc_naive(moment) if moment is not None else None for moment in _times(table.column(time_column))]
+        millis = _epoch_millis(table.column(time_column))
+        moments = [None if ms is None else EPOCH + timedelta(milliseconds=ms) for ms in millis]
         for name, columns in self._requested(features).items():
-            group = self._load(self.specs[name], moments)
-            choices = {moment: self._choose(group, moment) for moment in set(moments) if moment is not None}
-            values: dict[str, list] = {column: [] for column in columns}
-            ends = []
-            for user, moment in zip(users, moments):
-                choice = choices.get(moment)
-                ends.append(choice.window_end if choice else None)
-                row = group.rows.get((user, choice.window_end)) if choice and choice.has_rows else None
-                for column in columns:
-                    if choice is None:
-                        values[column].append(None)
-                    else:
-                        values[column].append(row[column] if row else group.spec.neutral.get(column))
+            spec = self.specs[name]
+            group = self._load(spec, moments)
+            # The choice depends only on the time rounded down to the slide: decide once per window.
+            slide_ms = spec.slide // timedelta(milliseconds=1)
+            aligned = [None if ms is None else ms - ms % slide_ms for ms in millis]
+            decided = {ms: self._choose(group, EPOCH + timedelta(milliseconds=ms)) for ms in set(aligned) if ms is not None}
+            chosen = [None if ms is None else decided[ms] for ms in aligned]
+            rows = [group.rows.get((user, choice.window_end)) if choice and choice.has_rows else None
+                    for user, choice in zip(users, chosen)]
+            ends = [choice.window_end if choice else None for choice in chosen]
             table = table.append_column(f"{name}.window_end", pa.array(ends, pa.timestamp("ms")))
             for column in columns:
-                table = table.append_column(f"{name}.{column}", pa.array(values[column]))
+                neutral = spec.neutral.get(column)
+                values = [None if choice is None else row[column] if row else neutral for choice, row in zip(chosen, rows)]
+                table = table.append_column(f"{name}.{column}", pa.array(values))
         return _to_pandas(table) if _is_pandas(labels) else table
 
     def _requested(self, features: Optional[Sequence[str]]) -> dict[str, list[str]]:
@@ -194,7 +194,10 @@ def _as_table(labels: Any) -> pa.Table:
     raise TrainingSetError(f"labels must be a pandas DataFrame, a pyarrow Table or a list of dicts, got {type(labels).__name__}")
 
 
-def _times(column: pa.ChunkedArray) -> list[Optional[datetime]]:
-    if pa.types.is_timestamp(column.type):
-        return column.to_pylist()
-    raise TrainingSetError(f"the timestamp column must hold timestamps, got {column.type}")
+def _epoch_millis(column: pa.ChunkedArray) -> list[Optional[int]]:
+    """Label times as epoch milliseconds: naive times are UTC, aware ones are converted (Arrow keeps
+    both as UTC instants)."""
+    if not pa.types.is_timestamp(column.type):
+        raise TrainingSetError(f"the timestamp column must hold timestamps, got {column.type}")
+    return pc.cast(pc.floor_temporal(column, unit="millisecond") if column.type.unit in ("us", "ns") else column,
+                   pa.timestamp("ms", column.type.tz)).cast(pa.int64()).to_pylist()
