@@ -16,6 +16,12 @@ not, so every Parquet commit from Flink failed with a NullPointerException in
 Fix 2 (Kinesis): with CBOR off, the connector's SDK v1 sends GetShardIterator's ``Timestamp`` in
 epoch *milliseconds*; moto reads seconds, so ``scan.stream.initpos = AT_TIMESTAMP`` pointed
 50,000 years ahead and read nothing. Values too large to be seconds are taken as milliseconds.
+
+Fix 3 (Kinesis, speed): moto's shard finds its newest sequence number by copying every key
+(each PutRecords record costs O(records in the shard)) and GetRecords scans from the first record,
+so a stream of 300k records accepted a few hundred records/s, and a put during a long scan failed
+the scan ("OrderedDict mutated during iteration", HTTP 500). A shard's sequence numbers are
+consecutive integers (each put takes the newest + 1), so both become direct look-ups.
 """
 
 from __future__ import annotations
@@ -98,6 +104,45 @@ def _seconds(value: Any) -> Any:
     return value
 
 
+def patch_kinesis_shard_lookups() -> bool:
+    """O(1) newest/oldest sequence numbers and GetRecords by index (see module doc)."""
+    try:
+        from moto.kinesis.models import Shard
+    except ImportError:
+        return False
+    if getattr(Shard, "_deploy_local_patched", False):
+        return True
+    original_get_records = Shard.get_records
+
+    def get_min_sequence_number(self: Any) -> int:
+        return next(iter(self.records)) if self.records else 0
+
+    def get_max_sequence_number(self: Any) -> int:
+        return next(reversed(self.records)) if self.records else 0
+
+    def get_records(self: Any, last_sequence_id: str, limit: int | None) -> Any:
+        records = self.records
+        if not records:
+            return original_get_records(self, last_sequence_id, limit)
+        first, last = next(iter(records)), next(reversed(records))
+        if last - first + 1 != len(records):  # not consecutive: keep moto's scan
+            return original_get_records(self, last_sequence_id, limit)
+        start = max(int(last_sequence_id) + 1, first)
+        stop = last if limit is None else min(last, start + limit - 1)
+        results = [records[n] for n in range(start, stop + 1)]
+        if not results:
+            return [], int(last_sequence_id), 0
+        behind = records[last].created_at - results[-1].created_at
+        return results, results[-1].sequence_number, int(behind * 1000)
+
+    shard: Any = Shard  # typed Any: assigning to a class's method is the point here
+    shard.get_min_sequence_number = get_min_sequence_number
+    shard.get_max_sequence_number = get_max_sequence_number
+    shard.get_records = get_records
+    shard._deploy_local_patched = True
+    return True
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
@@ -110,6 +155,7 @@ def main(argv: list[str] | None = None) -> None:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
     log.info("S3 XML root fix %s", "applied" if patch_s3_xml_roots() else "not needed")
     log.info("Kinesis millisecond-timestamp fix %s", "applied" if patch_kinesis_timestamp_millis() else "not applied")
+    log.info("Kinesis shard look-up fix %s", "applied" if patch_kinesis_shard_lookups() else "not applied")
 
     from moto import server
 
