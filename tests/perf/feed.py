@@ -53,6 +53,16 @@ def probes(lines: Sequence[str]) -> list[Probe]:
     return found
 
 
+def probes_at(lines: Sequence[str], indexes: Sequence[int]) -> list[Probe]:
+    """The probe events at known positions (found in an earlier draw of the same events)."""
+    found = []
+    for index in indexes:
+        event = parse(lines[index])
+        if event is not None:
+            found.append(Probe(index, event.txid, event.user_id, event.time_ms))
+    return found
+
+
 def put_all(kinesis: Any, stream: str, entries: Sequence[dict[str, Any]]) -> float:
     """Send everything, 500 records a call, one client; returns the seconds it took."""
     started = time.perf_counter()

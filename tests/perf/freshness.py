@@ -64,7 +64,7 @@ class RowWatcher(threading.Thread):
         since = min(end for _, end in self.waiting)
         asked = time.time()  # the snapshot is taken at the statement's start: rows were visible by now
         rows = connection.execute(
-            f"SELECT user_id, window_end FROM {self.table} WHERE user_id = ANY(%s) AND window_end >= %s",  # noqa: S608
+            f"SELECT user_id, window_end FROM {self.table} WHERE user_id = ANY(%s) AND window_end >= %s",
             (self.users, EPOCH + (since * _MS))).fetchall()
         self.polls += 1
         for user, end in rows:

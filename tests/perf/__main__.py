@@ -1,0 +1,110 @@
+"""The one benchmark command: ``python -m tests.perf`` (``make bench``).
+
+Runs the throughput section (tests/perf/throughput.py, when present) and the end-to-end section
+(tests/perf/end_to_end.py: the job and two baselines through the local Kinesis endpoint into
+PostgreSQL and S3), then writes target/perf/report.md and prints it. ``--quick`` is a smoke run of a
+few minutes. Prints figures and asserts nothing about speed; a section that fails is reported as
+such and the command exits 1. Ctrl-C stops every process it started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import logging
+import shlex
+import signal
+import sys
+import traceback
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from tests.perf import end_to_end, report
+
+QUICK = {"events": 200_000, "backlog_events": 20_000, "warmup_seconds": 5.0, "measure_seconds": 20.0,
+         "per_event_seconds": 15.0, "pg_rows": 20_000}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m tests.perf", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small sizes, a few minutes: a smoke test")
+    parser.add_argument("--only", choices=("throughput", "end-to-end"), help="run one section")
+    parser.add_argument("--events", type=int, help="throughput section: events (default 5,000,000)")
+    parser.add_argument("--backlog-events", type=int, help="end to end: catch-up backlog (default 200,000)")
+    parser.add_argument("--rate", type=float, help="end to end: live events/s (default: half of PutRecords' rate)")
+    parser.add_argument("--warmup-seconds", type=float, help="end to end: live feed before measuring (default 20)")
+    parser.add_argument("--measure-seconds", type=float, help="end to end: measured live span (default 90)")
+    parser.add_argument("--per-event-seconds", type=float, help="end to end: per-event catch-up budget (default 60)")
+    parser.add_argument("--delay-seconds", type=int, default=5, help="end to end: watermark delay (default 5)")
+    parser.add_argument("--pg-rows", type=int, help="end to end: rows for the PostgreSQL bound (default 200,000)")
+    parser.add_argument("--out", type=Path, default=report.REPORT, help="report file (default target/perf/report.md)")
+    return parser
+
+
+def _resolve(args: argparse.Namespace) -> argparse.Namespace:
+    """Fill unset sizes: the quick ones with --quick, else the full run's."""
+    full = {"events": 5_000_000, "backlog_events": 200_000, "warmup_seconds": 20.0, "measure_seconds": 90.0,
+            "per_event_seconds": 60.0, "pg_rows": 200_000}
+    for name, value in (QUICK if args.quick else full).items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    return args
+
+
+def throughput_section(args: argparse.Namespace) -> str:
+    if importlib.util.find_spec("tests.perf.throughput") is None:
+        return "## Throughput\n\nNot run: tests/perf/throughput.py is not there yet.\n"
+    module: Any = importlib.import_module("tests.perf.throughput")
+    return str(module.report(args))
+
+
+def end_to_end_section(args: argparse.Namespace) -> str:
+    options = end_to_end.Options(
+        scratch=args.out.parent / "e2e", backlog_events=args.backlog_events, rate=args.rate,
+        warmup_s=args.warmup_seconds, measure_s=args.measure_seconds, per_event_budget_s=args.per_event_seconds,
+        delay_s=args.delay_seconds, pg_bound_rows=args.pg_rows,
+        # A quick run measures live freshness for the job only: each live run needs ~2 minutes.
+        live_designs=("job",) if args.quick else ("job", "windowed", "per-event"))
+    return end_to_end.section(end_to_end.run(options))
+
+
+def _interrupt_on_sigterm() -> None:
+    """SIGTERM ends the run like Ctrl-C, so every section's cleanup (job, baselines) still runs."""
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = _resolve(_parser().parse_args(argv))
+    _interrupt_on_sigterm()
+    started = datetime.now(timezone.utc)
+    machine = report.machine()  # first: the load average before this run adds its own
+    runs: list[tuple[str, Callable[[argparse.Namespace], str]]] = [
+        ("throughput", throughput_section), ("end-to-end", end_to_end_section)]
+    sections, failed = [], False
+    for name, run in runs:
+        if args.only and args.only != name:
+            continue
+        logging.info("section %s", name)
+        try:
+            sections.append(run(args))
+        except Exception:  # one section failing still leaves the other's figures
+            failed = True
+            logging.exception("section %s failed", name)
+            sections.append(f"## {name}: FAILED\n\n```\n{traceback.format_exc()[-3000:]}```\n")
+    text = report.assemble(shlex.join(["python", "-m", "tests.perf", *argv]), sections, started, machine)
+    path = report.write(text, args.out)
+    print(text)
+    logging.info("report written to %s", path)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
