@@ -5,7 +5,7 @@ JAR := target/pyflink-dependencies.jar
 STAMP := target/.requirements-installed
 SERVICES_STAMP := target/.services-installed
 
-.PHONY: setup jar test test-unit validate explain demo demo-stop clean
+.PHONY: setup jar test test-unit validate explain demo demo-stop bench clean
 
 setup: $(STAMP) $(JAR) $(SERVICES_STAMP)
 
@@ -44,6 +44,12 @@ validate: setup
 
 explain: setup
 	$(PYTHON) -m jobs.feature_job explain --config deploy/config/local.json
+
+# Performance figures, printed and written to target/perf/report.md: throughput, then end to end
+# (the job and two baselines through the local Kinesis endpoint into PostgreSQL and S3). ~20-25 min;
+# options in BENCH_ARGS, e.g. make bench BENCH_ARGS="--quick" (a smoke run of a few minutes).
+bench: setup
+	$(PYTHON) -m tests.perf $(BENCH_ARGS)
 
 # Managed Service for Apache Flink (python -m deploy.managed_flink): the application zip, and the
 # requests a deploy would send (read-only look-ups only when AWS credentials are present).

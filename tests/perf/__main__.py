@@ -63,7 +63,7 @@ def throughput_section(args: argparse.Namespace) -> str:
 
 def end_to_end_section(args: argparse.Namespace) -> str:
     options = end_to_end.Options(
-        scratch=args.out.parent / "e2e", backlog_events=args.backlog_events, rate=args.rate,
+        scratch=args.out.resolve().parent / "e2e", backlog_events=args.backlog_events, rate=args.rate,
         warmup_s=args.warmup_seconds, measure_s=args.measure_seconds, per_event_budget_s=args.per_event_seconds,
         delay_s=args.delay_seconds, pg_bound_rows=args.pg_rows,
         # A quick run measures live freshness for the job only: each live run needs ~2 minutes.
