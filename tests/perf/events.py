@@ -121,3 +121,13 @@ def _defaults(parameters: dict[str, object]) -> dict[str, object]:
     defaults.update(parameters)
     defaults["event_types"] = tuple(defaults["event_types"])
     return defaults
+
+
+def distinct_txids(path: Path) -> int:
+    """How many different txids a generated file holds: txids are numbered in order, and a
+    re-send copies one of the previous RESEND_WINDOW lines, so the last lines hold the highest."""
+    with path.open("rb") as file:
+        file.seek(0, os.SEEK_END)
+        file.seek(max(0, file.tell() - 200 * (RESEND_WINDOW + 1)))
+        tail = file.read().decode("utf-8", errors="replace").splitlines()[1:]
+    return 1 + max(int(line.split('"txid": "', 1)[1].split('"', 1)[0].rsplit("-", 1)[1]) for line in tail)

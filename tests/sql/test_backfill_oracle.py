@@ -35,6 +35,8 @@ MALFORMED = [
     '{"txid": "m-6", "user_id": "u-1", "event_type": "A", "event_time": "2026-01-01 00:10:00"}',
     '{"txid": "m-7", "user_id": "u-1", "event_type": "A", "event_time": "2026-01-01T00:10:00Z", "amount": "lots"}',
     '{"txid": "m-8", "user_id": "u-1", "event_type": "A", "event_time": "2099-01-01T00:00:00Z"}',
+    # Digits and a line break: a pattern's $ would accept it and the cast to BIGINT then fail the job.
+    '{"txid": "m-10", "user_id": "u-1", "event_type": "A", "event_time": "1767225605123\\n"}',
     # A bad record with a valid time 45 minutes ahead: it must not move the watermark.
     '{"txid": "m-9", "event_type": "A", "event_time": "2026-01-01T01:30:00Z"}',
 ]

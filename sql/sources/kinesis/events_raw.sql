@@ -1,6 +1,6 @@
 -- Raw Kinesis records exactly as received: the payload as text plus the arrival time Kinesis
 -- stamped on it. Nothing is parsed here, so a malformed record can never fail the job;
--- `events` (sources/events.sql) parses it. Read with parallelism = shard count (see README).
+-- `events_parsed` (sources/events_parsed.sql) parses it. Read with parallelism = shard count (see README).
 CREATE TEMPORARY TABLE events_raw (
   payload STRING,
   arrival_time TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL,
