@@ -200,6 +200,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--stats", type=Path, required=True, help="where to write the figures (JSON)")
     parser.add_argument("--seconds", type=float, default=None, help="time budget (default: until SIGTERM)")
     parser.add_argument("--delay-seconds", type=int, default=30, help="watermark delay (windowed)")
+    parser.add_argument("--synchronous-commit", action="store_true",
+                        help="each commit waits for the WAL flush (RDS's default; deploy/local's server does not wait)")
     return parser
 
 
@@ -210,6 +212,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     stats = Stats()
     kinesis = aws.kinesis(settings)
     with psycopg.connect(**settings.postgres.conninfo()) as connection:
+        if args.synchronous_commit:
+            connection.execute("SET synchronous_commit = on")
+            connection.commit()
         if args.design == "windowed":
             features = run_windowed(kinesis, settings.stream_name, connection, args.delay_seconds * 1000, stop, stats)
             stats.write(args.stats, late=features.late, duplicates=features.duplicates)

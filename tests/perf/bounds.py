@@ -34,12 +34,15 @@ def get_records_rate(kinesis: Any, stream: str, expected: int, timeout_s: float 
     return read, time.perf_counter() - started
 
 
-def upsert_rate(conninfo: dict[str, Any], rows: int, users: int = 100_000) -> float:
+def upsert_rate(conninfo: dict[str, Any], rows: int, users: int = 100_000, synchronous_commit: bool = False) -> float:
     """Rows per second of batched upserts into user_activity_5m (500 a batch, a commit per batch,
-    like the job's JDBC sink): new windows of ``users`` users, as each minute's emission brings."""
-    first_end = EPOCH + timedelta(days=1)
+    like the job's JDBC sink): new windows of ``users`` users, as each minute's emission brings.
+    ``synchronous_commit``: each commit waits for the WAL flush, as on RDS."""
+    first_end = EPOCH + timedelta(days=1 + synchronous_commit)  # new keys on each call
     batch: list[tuple[Any, ...]] = []
     with psycopg.connect(**conninfo) as connection, connection.cursor() as cursor:
+        cursor.execute(f"SET synchronous_commit = {'on' if synchronous_commit else 'off'}")
+        connection.commit()
         started = time.perf_counter()
         for i in range(rows):
             end = first_end + timedelta(minutes=i // users)
