@@ -51,7 +51,7 @@ from tests.integration.stack import ROOT, JobProcess, clean_env
 from tests.perf import bounds, feed
 from tests.perf.baseline_features import parse
 from tests.perf.events import generate
-from tests.perf.freshness import Freshness, RowWatcher, first_window_end_ms, from_commits, from_rows
+from tests.perf.freshness import Freshness, RowWatcher, first_window_end_ms, from_commits, from_rows, percentile
 from tests.sql.test_backfill_oracle import assert_matches
 
 log = logging.getLogger(__name__)
@@ -445,7 +445,7 @@ def live(options: Options, design: str, rate: float) -> Live:
     if watcher and watcher.error:
         raise watcher.error
     if watcher:
-        freshness = from_rows(probes, live_feed.acked, watcher.first_seen)
+        freshness = from_rows(probes, live_feed.acked, watcher.first_seen, options.delay_s)
         how = "first sight of the row in PostgreSQL"
     else:
         freshness = from_commits(probes, live_feed.acked, consumer.stats()["probe_commits"])
@@ -578,15 +578,19 @@ def section(result: Result) -> str:
             f"freshness of the probe users' events in the middle {o.measure_s:.0f} s",
             "",
             "| Design | Events/s sent | Events sent | Feed behind (max) | Probe events | Freshness p50 / p95 / p99 / max "
-            "(s) | Not visible by the end | Measured as |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- |",
+            "(s) | After the window could close p50 / p99 (s) | Not visible by the end | Measured as |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         for design, live_run in result.lives.items():
             f = live_run.freshness
             spread = " / ".join(f"{f.percentile(q):.1f}" for q in (0.5, 0.95, 0.99, 1.0))
+            after = " / ".join(f"{percentile(f.after_close, q):.1f}" for q in (0.5, 0.99)) if f.after_close else "—"
             lines.append(f"| {design} | {live_run.rate:,.0f} | {live_run.sent:,} | {live_run.feed_behind_s:.1f} s | "
-                         f"{len(f.samples):,} | {spread} | {f.unseen:,} | {live_run.measured_by} |")
-        lines.append("")
+                         f"{len(f.samples):,} | {spread} | {after} | {f.unseen:,} | {live_run.measured_by} |")
+        lines += ["", "Freshness = first sight - PutRecords' acknowledgement; it includes the wait for the event's first "
+                  f"window to end (0-60 s, by its second within the minute) and the {o.delay_s} s watermark delay. "
+                  "After the window could close = first sight - (window end + delay): the pipeline's own latency "
+                  "(reading, the watermark, the minute's burst of rows through the JDBC sink).", ""]
         job_live = result.lives.get("job")
         if job_live and job_live.sinks:
             lines += [f"Both sinks after the job's live run: {job_live.sinks} (Parquet commits on checkpoints).", ""]
@@ -615,4 +619,10 @@ def section(result: Result) -> str:
         why = "--rate" if o.rate else "half its catch-up rate after the first window, at most half of PutRecords' rate"
         lines.append(f"- Live, the job {kept_up} with {job_live.rate:,.0f} events/s sent ({why}), writing both sinks.")
     lines += [f"- {note}" for note in result.notes]
+    lines += ["", "What the comparison leaves out: the baselines write no S3 copy, raw archive, quarantine or late "
+              "output, take no checkpoints and recover nothing after a crash (their dedup and windows live in one "
+              "process's memory); the job does all of that on the same two cores. PostgreSQL here is on the same "
+              "machine (round trip well under 1 ms): per-event upserts make four round trips per event (txid, HOP "
+              "rows, hour row, commit), so over a network to RDS each event pays four network round trips, while "
+              "the job's JDBC sink pays one per 500 rows."]
     return "\n".join(lines) + "\n"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Iterable, Sequence
 
@@ -78,27 +78,38 @@ class RowWatcher(threading.Thread):
 class Freshness:
     samples: list[float]  # seconds, one per probe event whose row was seen
     unseen: int  # probe events whose row never appeared before the run ended
+    # Seconds from the earliest moment the row could be final (its window's end + the watermark
+    # delay, on the event-time clock the live feed keeps close to the wall clock) to its first
+    # sight: the pipeline's own part of the freshness, without the wait for the window to end.
+    after_close: list[float] = field(default_factory=list)
 
     def percentile(self, share: float) -> float:
-        """Nearest rank: the smallest sample with at least ``share`` of the samples at or below it."""
-        ordered = sorted(self.samples)
-        if not ordered:
-            return float("nan")
-        return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
+        return percentile(self.samples, share)
 
 
-def from_rows(probes: Sequence[Probe], acked: Sequence[float], first_seen: dict[tuple[str, int], float]) -> Freshness:
+def percentile(samples: Sequence[float], share: float) -> float:
+    """Nearest rank: the smallest sample with at least ``share`` of the samples at or below it."""
+    ordered = sorted(samples)
+    if not ordered:
+        return float("nan")
+    return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
+
+
+def from_rows(probes: Sequence[Probe], acked: Sequence[float], first_seen: dict[tuple[str, int], float],
+              delay_s: float) -> Freshness:
     """Freshness of each probe event sent, from when its first window's row was first seen."""
-    samples, unseen = [], 0
+    samples, after_close, unseen = [], [], 0
     for probe in probes:
         if not acked[probe.index]:
             continue
-        seen = first_seen.get((probe.user_id, first_window_end_ms(probe.time_ms)))
+        end_ms = first_window_end_ms(probe.time_ms)
+        seen = first_seen.get((probe.user_id, end_ms))
         if seen is None:
             unseen += 1
         else:
             samples.append(seen - acked[probe.index])
-    return Freshness(samples, unseen)
+            after_close.append(seen - (end_ms / 1000 + delay_s))
+    return Freshness(samples, unseen, after_close)
 
 
 def from_commits(probes: Sequence[Probe], acked: Sequence[float], commits: dict[str, float]) -> Freshness:
