@@ -36,7 +36,8 @@ def test_explain_shares_one_source_scan_and_one_dedup(capsys):
     # late, raw archive + 5 counters
     assert len(re.findall(r"^Sink\(", plan, flags=re.MULTILINE)) == 18
     # One progress marker aggregate per feature, emitted once per window (a window aggregate).
-    assert len(re.findall(r"GlobalWindowAggregate\(window=\[\w+\(win_end=\[\$window_end\]", plan)) == 2
+    # (one-phase: table.optimizer.agg-phase-strategy, see jobs/environment.py)
+    assert len(re.findall(r"\bWindowAggregate\(window=\[\w+\(win_start=\[window_start\], win_end=\[window_end\]", plan)) == 2
 
 
 def test_sql_error_names_file_and_line(tmp_path, capsys):
