@@ -3,7 +3,7 @@
     from tests.perf.events import generate, write_events, cached_events
     path = cached_events(5_000_000)          # target/perf/events-<parameters>.jsonl, built once
 
-Each line follows the event contract (sql/sources/events.sql):
+Each line follows the event contract (sql/sources/events_parsed.sql):
   {"txid": "t1-42", "user_id": "u-7", "event_type": "A", "event_time": "2026-01-01T00:00:00.042Z", "amount": 12.5}
 * event time advances ``events_per_second`` per second of event time from ``start``; each event
   is up to ``max_disorder_seconds`` (default 20 s, under the 30 s watermark delay) older than
