@@ -1,9 +1,9 @@
 """The one benchmark command: ``python -m tests.perf`` (``make bench``).
 
 Runs the end-to-end section (tests/perf/end_to_end.py: the job and two baselines through the local
-Kinesis endpoint into PostgreSQL and S3) and the throughput section (tests/perf/throughput.py's
-report(args), when that module is there; args carries --events and --quick), then writes
-target/perf/report.md and prints it. ``--quick`` is a smoke run of a
+Kinesis endpoint into PostgreSQL and S3), the throughput section (tests/perf/throughput.py: the hot
+path into a discarding sink, its ceilings, levers and state sizes) and the online read latency
+(tests/perf/serving_latency.py), then writes target/perf/report.md and prints it. ``--quick`` is a smoke run of a
 few minutes. Prints figures and asserts nothing about speed; a section that fails is reported as
 such and the command exits 1. Ctrl-C stops every process it started.
 """
@@ -11,8 +11,6 @@ such and the command exits 1. Ctrl-C stops every process it started.
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import logging
 import shlex
 import signal
@@ -22,17 +20,22 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from tests.perf import end_to_end, report
+from tests.perf import end_to_end, report, serving_latency, throughput
 
 QUICK = {"events": 200_000, "backlog_events": 20_000, "warmup_seconds": 5.0, "measure_seconds": 60.0,
-         "per_event_seconds": 15.0, "pg_rows": 20_000}
+         "per_event_seconds": 15.0, "pg_rows": 20_000, "serving_users": 10_000, "serving_hours": 1,
+         "serving_requests": 300}
+FULL = {"events": 5_000_000, "backlog_events": 200_000, "warmup_seconds": 20.0, "measure_seconds": 60.0,
+        "per_event_seconds": 60.0, "pg_rows": 200_000, "serving_users": 100_000, "serving_hours": 6,
+        "serving_requests": 2000}
+SECTIONS = ("throughput", "end-to-end", "serving")
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m tests.perf", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes, a few minutes: a smoke test")
-    parser.add_argument("--only", choices=("throughput", "end-to-end"), help="run one section")
+    parser.add_argument("--only", choices=SECTIONS, help="run one section")
     parser.add_argument("--events", type=int, help="throughput section: events (default 5,000,000)")
     parser.add_argument("--backlog-events", type=int, help="end to end: catch-up backlog (default 200,000)")
     parser.add_argument("--rate", type=float, help="end to end: live events/s (default: half of PutRecords' rate)")
@@ -42,25 +45,28 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--per-event-seconds", type=float, help="end to end: per-event catch-up budget (default 60)")
     parser.add_argument("--delay-seconds", type=int, default=5, help="end to end: watermark delay (default 5)")
     parser.add_argument("--pg-rows", type=int, help="end to end: rows for the PostgreSQL bound (default 200,000)")
+    parser.add_argument("--serving-users", type=int, help="online reads: users in the filled tables (default 100,000)")
+    parser.add_argument("--serving-hours", type=int, help="online reads: hours of windows in them (default 6)")
+    parser.add_argument("--serving-requests", type=int, help="online reads: calls timed per line (default 2,000)")
     parser.add_argument("--out", type=Path, default=report.REPORT, help="report file (default target/perf/report.md)")
     return parser
 
 
 def _resolve(args: argparse.Namespace) -> argparse.Namespace:
     """Fill unset sizes: the quick ones with --quick, else the full run's."""
-    full = {"events": 5_000_000, "backlog_events": 200_000, "warmup_seconds": 20.0, "measure_seconds": 60.0,
-            "per_event_seconds": 60.0, "pg_rows": 200_000}
-    for name, value in (QUICK if args.quick else full).items():
+    for name, value in (QUICK if args.quick else FULL).items():
         if getattr(args, name) is None:
             setattr(args, name, value)
     return args
 
 
 def throughput_section(args: argparse.Namespace) -> str:
-    if importlib.util.find_spec("tests.perf.throughput") is None:
-        return "## Throughput\n\nNot run: tests/perf/throughput.py is not there yet.\n"
-    module: Any = importlib.import_module("tests.perf.throughput")
-    return str(module.report(args))
+    return throughput.report(args)
+
+
+def serving_section(args: argparse.Namespace) -> str:
+    return serving_latency.report(argparse.Namespace(users=args.serving_users, hours=args.serving_hours,
+                                                     requests=args.serving_requests))
 
 
 def end_to_end_section(args: argparse.Namespace) -> str:
@@ -91,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # End to end first: throughput starts a JVM inside this process, which would then sit beside
     # the end-to-end runs. The report still lists throughput first.
     runs: list[tuple[str, Callable[[argparse.Namespace], str]]] = [
-        ("end-to-end", end_to_end_section), ("throughput", throughput_section)]
+        ("end-to-end", end_to_end_section), ("throughput", throughput_section), ("serving", serving_section)]
     sections: dict[str, str] = {}
     failed = False
     for name, run in runs:
@@ -104,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             failed = True
             logging.exception("section %s failed", name)
             sections[name] = f"## {name}: FAILED\n\n```\n{traceback.format_exc()[-3000:]}```\n"
-    ordered = [sections[name] for name in ("throughput", "end-to-end") if name in sections]
+    ordered = [sections[name] for name in SECTIONS if name in sections]
     text = report.assemble(shlex.join(["python", "-m", "tests.perf", *argv]), ordered, started, machine)
     path = report.write(text, args.out)
     print(text)

@@ -459,15 +459,13 @@ def markdown(results: Results) -> str:
 
 def report(args: argparse.Namespace) -> str:
     """The Markdown section for `python -m tests.perf` (args.events)."""
-    text = markdown(run(args.events))
-    print(text)
-    return text
+    return markdown(run(args.events))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m tests.perf.throughput", description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=5_000_000, help="input events (default 5,000,000)")
-    report(parser.parse_args())
+    print(report(parser.parse_args()))
 
 
 if __name__ == "__main__":
