@@ -113,7 +113,7 @@ def _table_options(config: Config, streaming_source: bool) -> dict[str, str]:
         # Aggregate each window in one step on the user's subtask. Flink's default pre-aggregates
         # per subtask first (local-global), which pays off for a few hot keys; with many users
         # each with a few events per window it combines almost nothing and costs an extra
-        # buffer, serialization and merge (tests/perf/throughput.py: ~+30-50% events/s).
+        # buffer, serialization and merge (tests/perf/throughput.py: the default ran 12-20% slower).
         "table.optimizer.agg-phase-strategy": "ONE_PHASE",
     }
     if streaming_source:
