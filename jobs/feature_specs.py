@@ -80,7 +80,6 @@ def _strip_comments(text: str) -> str:
 def _window_of(text: str, path: Path, first_line: int) -> tuple[str, timedelta, timedelta]:
     code = _strip_comments(text)
     calls = list(_WINDOW_CALL.finditer(code))
-    where = f"{path}:{first_line}"
     if len(calls) != 1:
         raise SqlFileError(path, first_line, f"feature reads need exactly one TUMBLE or HOP window in the file, found {len(calls)}")
     kind = calls[0].group(1).upper()
@@ -98,7 +97,7 @@ def _window_of(text: str, path: Path, first_line: int) -> tuple[str, timedelta, 
     names = ["DATA", "TIMECOL", "SIZE", "OFFSET"] if kind == "TUMBLE" else ["DATA", "TIMECOL", "SLIDE", "SIZE", "OFFSET"]
     named.update(zip(names, positional))
     if "OFFSET" in named:
-        raise SqlFileError(path, first_line, f"{where}: window offsets are not supported by the feature reads")
+        raise SqlFileError(path, first_line, "window offsets are not supported by the feature reads")
     size = _interval(named.get("SIZE", ""), path, first_line)
     slide = _interval(named["SLIDE"], path, first_line) if kind == "HOP" else size
     return kind, slide, size
