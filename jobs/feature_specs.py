@@ -19,7 +19,7 @@ from pathlib import Path
 
 from jobs.config import Config
 from jobs.sinks import REQUIRED_COLUMNS
-from jobs.sql_catalog import Feature, SqlFileError, load_features, parenthesized, top_level_code
+from jobs.sql_catalog import Feature, SqlFileError, load_features, parenthesized, strip_comments, top_level_code
 
 _WINDOW_CALL = re.compile(r"\b(TUMBLE|HOP|CUMULATE|SESSION)\s*\(", re.IGNORECASE)
 _INTERVAL = re.compile(r"(?is)^INTERVAL\s+'(\d+)'\s+(SECOND|MINUTE|HOUR|DAY)S?$")
@@ -73,12 +73,8 @@ def _arguments(text: str, open_paren: int, path: Path) -> str:
     return text[start + 1:end]
 
 
-def _strip_comments(text: str) -> str:
-    return re.sub(r"--[^\n]*|/\*.*?\*/", " ", text, flags=re.DOTALL)
-
-
 def _window_of(text: str, path: Path, first_line: int) -> tuple[str, timedelta, timedelta]:
-    code = _strip_comments(text)
+    code = strip_comments(text)
     calls = list(_WINDOW_CALL.finditer(code))
     if len(calls) != 1:
         raise SqlFileError(path, first_line, f"feature reads need exactly one TUMBLE or HOP window in the file, found {len(calls)}")
@@ -112,7 +108,7 @@ def _interval(text: str, path: Path, first_line: int) -> timedelta:
 
 def _select_items(text: str, path: Path, first_line: int) -> list[tuple[str, str]]:
     """(output name, expression) of the outermost SELECT list."""
-    code = _strip_comments(text)
+    code = strip_comments(text)
     top = top_level_code(code, path)
     select = re.search(r"(?i)\bSELECT\b", top)
     from_ = re.search(r"(?i)\bFROM\b", top[select.end():]) if select else None

@@ -144,7 +144,7 @@ def parenthesized(text: str, path: Path, after: int) -> tuple[int, int]:
 
 
 def _one_line(sql: str) -> str:
-    return " ".join(_strip_comments(sql).split())
+    return " ".join(strip_comments(sql).split())
 
 
 def expand_like(statement: Statement, base: Statement) -> Statement:
@@ -175,7 +175,7 @@ def expand_like(statement: Statement, base: Statement) -> Statement:
 
 def _append(statements: list[Statement], text: str, start: int, end: int, path: Path) -> None:
     chunk = text[start:end]
-    if not _strip_comments(chunk).strip():
+    if not strip_comments(chunk).strip():
         return
     # Start the statement at its first line of code so Flink's line numbers map back exactly.
     leading = len(chunk) - len(chunk.lstrip())
@@ -183,8 +183,9 @@ def _append(statements: list[Statement], text: str, start: int, end: int, path: 
     statements.append(Statement(path, first_line, chunk.strip()))
 
 
-def _strip_comments(sql: str) -> str:
-    return re.sub(r"--[^\n]*|/\*.*?\*/", "", sql, flags=re.DOTALL)
+def strip_comments(sql: str) -> str:
+    """``sql`` without its comments; each becomes a space, so the tokens around it stay apart."""
+    return re.sub(r"--[^\n]*|/\*.*?\*/", " ", sql, flags=re.DOTALL)
 
 
 def _read(path: Path, config: Config) -> list[Statement]:
@@ -201,7 +202,7 @@ def _ordered_by_dependency(statements: list[tuple[str, Statement]]) -> list[Stat
             name
             for name, statement in sorted(pending.items())
             if not any(
-                other != name and other in pending and re.search(rf"\b{re.escape(other)}\b", _strip_comments(statement.text))
+                other != name and other in pending and re.search(rf"\b{re.escape(other)}\b", strip_comments(statement.text))
                 for other in names
             )
         ]
@@ -255,7 +256,7 @@ def load_features(sql_dir: Path, config: Config) -> list[Feature]:
         if not FEATURE_NAME.fullmatch(path.stem):
             raise SqlFileError(path, 1, "feature file names must be lower_snake_case (they name tables and folders)")
         query = _single_statement(path, config, "feature")
-        if not re.match(r"(?is)\s*(SELECT|WITH)\b", _strip_comments(query.text)):
+        if not re.match(r"(?is)\s*(SELECT|WITH)\b", strip_comments(query.text)):
             raise SqlFileError(path, query.first_line, "a feature file holds one SELECT (its sinks are derived from it)")
         features.append(Feature(path.stem, query))
     if not features:
