@@ -98,18 +98,21 @@ def build(t_env: TableEnvironment, catalog: Catalog, config: Config, *, output_r
     for feature, schema in zip(catalog.features, register_features(t_env, catalog)):
         pipeline.features.append(schema)
         commit_delay = config.get_int("output", "partition.commit.delay.minutes") if streaming_commit else None
+
+        def at_feature(text: str) -> Statement:
+            """Derived statements are reported at the feature file's first line."""
+            return Statement(feature.query.path, feature.query.first_line, text)
+
         progress_name, progress_query = sinks.progress_view(schema)
-        t_env.create_temporary_view(progress_name, _run(Statement(feature.query.path, feature.query.first_line,
-                                                                  progress_query), t_env.sql_query))
+        t_env.create_temporary_view(progress_name, _run(at_feature(progress_query), t_env.sql_query))
         derived = [sinks.parquet_sink(schema, output_root, commit_delay), sinks.counter_sink(schema),
                    sinks.parquet_progress_sink(schema, output_root)]
         if jdbc_password is not None:
             derived += [sinks.jdbc_sink(schema, config, jdbc_password),
                         sinks.jdbc_progress_sink(schema, config, jdbc_password)]
         for ddl, insert in derived:
-            # Derived statements are reported at the feature file's first line.
-            _run(Statement(feature.query.path, feature.query.first_line, ddl), t_env.execute_sql)
-            _run(Statement(feature.query.path, feature.query.first_line, insert), pipeline.statement_set.add_insert_sql)
+            _run(at_feature(ddl), t_env.execute_sql)
+            _run(at_feature(insert), pipeline.statement_set.add_insert_sql)
             pipeline.sink_tables.append(re.search(r"`([^`]+)`", ddl).group(1))
 
     for statement in catalog.sinks:

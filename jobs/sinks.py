@@ -143,18 +143,25 @@ def parquet_sink(schema: FeatureSchema, root: str, commit_delay_minutes: int | N
     return ddl, insert
 
 
+def _jdbc_options(config: Config, password: str, table_name: str) -> dict[str, str]:
+    """Connection and retry options every PostgreSQL sink shares."""
+    return {
+        "connector": "jdbc",
+        "url": config.get("rds", "jdbc.url"),
+        "table-name": table_name,
+        "username": config.get("rds", "username"),
+        "password": password,
+        "sink.max-retries": config.get("rds", "max.retries"),
+    }
+
+
 def jdbc_sink(schema: FeatureSchema, config: Config, password: str) -> tuple[str, str]:
     """DDL and INSERT of the PostgreSQL upsert sink (table name = feature name)."""
     table = f"{schema.name}__rds"
     options = {
-        "connector": "jdbc",
-        "url": config.get("rds", "jdbc.url"),
-        "table-name": schema.name,
-        "username": config.get("rds", "username"),
-        "password": password,
+        **_jdbc_options(config, password, schema.name),
         "sink.buffer-flush.max-rows": config.get("rds", "batch.size"),
         "sink.buffer-flush.interval": f"{config.get('rds', 'flush.interval.ms')} ms",
-        "sink.max-retries": config.get("rds", "max.retries"),
     }
     key = ", ".join(f"`{c}`" for c in schema.key)
     ddl = (
@@ -193,16 +200,8 @@ def jdbc_progress_sink(schema: FeatureSchema, config: Config, password: str) -> 
     """Markers into PostgreSQL table feature_progress: one writer, every marker flushed on arrival,
     so a group's markers become visible in window order (point_in_time relies on it)."""
     table = f"{schema.name}__progress_rds"
-    options = {
-        "connector": "jdbc",
-        "url": config.get("rds", "jdbc.url"),
-        "table-name": PROGRESS_TABLE,
-        "username": config.get("rds", "username"),
-        "password": password,
-        "sink.buffer-flush.max-rows": "1",
-        "sink.max-retries": config.get("rds", "max.retries"),
-        "sink.parallelism": "1",
-    }
+    options = {**_jdbc_options(config, password, PROGRESS_TABLE), "sink.buffer-flush.max-rows": "1",
+               "sink.parallelism": "1"}
     ddl = (f"CREATE TEMPORARY TABLE `{table}` (\n  {PROGRESS_COLUMNS},\n"
            f"  PRIMARY KEY (`feature_group`, `window_end`) NOT ENFORCED\n) WITH (\n  {_with(options)}\n)")
     return ddl, f"INSERT INTO `{table}` SELECT * FROM `{schema.name}__progress`"
