@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import random
-import statistics
 import tempfile
 import time
 from datetime import datetime, timedelta
@@ -26,6 +25,7 @@ from jobs import feature_job
 from jobs.config import load
 from jobs.serving import OnlineStore
 from tests.integration.stack import start_services, write_config
+from tests.perf.freshness import percentile
 
 NAME = "perf-serving"
 END = datetime(2026, 1, 8)  # the newest window end in the filled tables
@@ -68,11 +68,6 @@ def _time(call, repeats: int) -> list[float]:
     return samples
 
 
-def _percentiles(samples: list[float]) -> tuple[float, float, float]:
-    cuts = statistics.quantiles(samples, n=100, method="inclusive")
-    return cuts[49], cuts[94], cuts[98]
-
-
 def report(args: argparse.Namespace) -> str:
     with tempfile.TemporaryDirectory(prefix="perf-serving-") as scratch:
         config_path = write_config(Path(scratch), NAME)
@@ -109,7 +104,7 @@ def report(args: argparse.Namespace) -> str:
         "| --- | ---: | ---: | ---: |",
     ]
     for label, samples in results:
-        p50, p95, p99 = _percentiles(samples)
+        p50, p95, p99 = (percentile(samples, share) for share in (0.50, 0.95, 0.99))
         lines.append(f"| {label} | {p50:.2f} | {p95:.2f} | {p99:.2f} |")
     return "\n".join(lines) + "\n"
 
