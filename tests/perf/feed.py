@@ -8,7 +8,6 @@ and amounts; only the event times follow the wall clock of the run.
 from __future__ import annotations
 
 import json
-import threading
 import time
 import zlib
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from typing import Any, Sequence
 
 from deploy.local.producer import put_batch
 from tests.perf.baseline_features import parse
+from tests.perf.worker import Worker
 
 MAX_RECORDS = 500  # PutRecords' limit
 PROBE_SHARE = 50  # one user in 50 is a probe: freshness is measured on their events
@@ -71,30 +71,19 @@ def put_all(kinesis: Any, stream: str, entries: Sequence[dict[str, Any]]) -> flo
     return time.perf_counter() - started
 
 
-class LiveFeed(threading.Thread):
+class LiveFeed(Worker):
     """Sends ``entries[i]`` at ``start_at + i / rate`` (wall clock), in batches every 100 ms.
 
     ``acked[i]`` is the wall time PutRecords returned for record i's batch (0.0 until sent)."""
 
     def __init__(self, kinesis: Any, stream: str, entries: Sequence[dict[str, Any]], rate: float,
                  start_at: float) -> None:
-        super().__init__(daemon=True, name="live-feed")
+        super().__init__("live-feed")
         self.kinesis, self.stream, self.entries, self.rate, self.start_at = kinesis, stream, entries, rate, start_at
         self.acked = [0.0] * len(entries)
         self.behind_s = 0.0  # the most the feed fell behind its schedule
-        self.error: BaseException | None = None
-        self._stop_event = threading.Event()
 
-    def stop(self) -> None:
-        self._stop_event.set()
-
-    def run(self) -> None:
-        try:
-            self._send()
-        except BaseException as exc:  # reported by the caller, which owns the run
-            self.error = exc
-
-    def _send(self) -> None:
+    def work(self) -> None:
         sent = 0
         total = len(self.entries)
         while sent < total and not self._stop_event.is_set():

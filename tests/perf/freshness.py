@@ -9,7 +9,6 @@ the time PutRecords acknowledged it.
 from __future__ import annotations
 
 import math
-import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -19,6 +18,7 @@ import psycopg
 
 from tests.perf.baseline_features import EPOCH, hop_window_ends
 from tests.perf.feed import Probe
+from tests.perf.worker import Worker
 
 POLL_S = 0.15
 
@@ -34,31 +34,23 @@ def _ms(moment: datetime) -> int:
     return (moment - EPOCH) // _MS
 
 
-class RowWatcher(threading.Thread):
+class RowWatcher(Worker):
     """Polls ``table`` every 150 ms for rows of ``users`` whose window_end is still awaited."""
 
     def __init__(self, conninfo: dict[str, Any], users: Iterable[str], wanted: Iterable[tuple[str, int]],
                  table: str = "user_activity_5m") -> None:
-        super().__init__(daemon=True, name="row-watcher")
+        super().__init__("row-watcher")
         self.conninfo, self.table = conninfo, table
         self.users = sorted(set(users))
         self.waiting = set(wanted)  # (user_id, window_end ms) not yet seen
         self.first_seen: dict[tuple[str, int], float] = {}
         self.polls = 0
-        self.error: BaseException | None = None
-        self._stop_event = threading.Event()
 
-    def stop(self) -> None:
-        self._stop_event.set()
-
-    def run(self) -> None:
-        try:
-            with psycopg.connect(**self.conninfo, autocommit=True) as connection:
-                while not self._stop_event.is_set() and self.waiting:
-                    self._poll(connection)
-                    self._stop_event.wait(POLL_S)
-        except BaseException as exc:  # reported by the caller, which owns the run
-            self.error = exc
+    def work(self) -> None:
+        with psycopg.connect(**self.conninfo, autocommit=True) as connection:
+            while not self._stop_event.is_set() and self.waiting:
+                self._poll(connection)
+                self._stop_event.wait(POLL_S)
 
     def _poll(self, connection: psycopg.Connection) -> None:
         since = min(end for _, end in self.waiting)
