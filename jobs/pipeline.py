@@ -103,7 +103,7 @@ def build(t_env: TableEnvironment, catalog: Catalog, config: Config, *, output_r
             """Derived statements are reported at the feature file's first line."""
             return Statement(feature.query.path, feature.query.first_line, text)
 
-        progress_name, progress_query = sinks.progress_view(schema)
+        progress_name, progress_query = sinks.progress_view(schema, sinks.served_from_delay_seconds(config))
         t_env.create_temporary_view(progress_name, _run(at_feature(progress_query), t_env.sql_query))
         derived = [sinks.parquet_sink(schema, output_root, commit_delay), sinks.counter_sink(schema),
                    sinks.parquet_progress_sink(schema, output_root)]

@@ -7,8 +7,14 @@ row_count), emitted once the watermark has passed the window's end (sinks.progre
 marker can reach storage before all of the window's rows do (sinks flush independently), so a
 window counts as complete only when storage holds at least ``row_count`` rows for it.
 
+Each marker also says when the job emitted it and from when its window may be SERVED
+(``served_from``: the emission plus the rows' flush time). A read as of a moment uses only windows
+served by then, so a training set built later gives each label what serving gave at its time; "as
+complete" (an explicit option) uses every marker there is, as if each window had been there at
+its end (backfilled history, analysis after the fact).
+
 Choice for a group at ``as_of`` (timestamps are naive UTC):
-  1. candidate = min(as_of rounded down to the slide, the newest marker's window_end);
+  1. candidate = min(as_of rounded down to the slide, the newest SERVED marker's window_end);
   2. a marker for the candidate: use the window if it is complete, else step back one slide;
   3. no marker, but newer ones exist: no user had events in that window; use it, every value
      neutral (markers of one group are written in window order by a single writer);
@@ -55,7 +61,8 @@ def aligned_end(as_of: datetime, slide: timedelta) -> datetime:
 def choose_window(as_of: datetime, slide: timedelta, size: timedelta, first: Optional[datetime],
                   latest: Optional[datetime], marker_at: Callable[[datetime], Optional[Marker]],
                   is_complete: Callable[[Marker], bool]) -> Optional[Choice]:
-    """Apply the rule; ``first``/``latest`` are the oldest/newest marker ends (None: no marker)."""
+    """Apply the rule; ``first`` is the oldest marker's end, ``latest`` the newest served by
+    ``as_of`` (None: no such marker)."""
     if first is None or latest is None:
         return None
     candidate = min(aligned_end(as_of, slide), latest)

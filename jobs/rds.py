@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlsplit
 
 from jobs.config import Config, ConfigError
-from jobs.sinks import (PROGRESS_TABLE, FeatureSchema, postgres_progress_ddl, postgres_table_ddl,
-                         postgres_window_index_ddl)
+from jobs.sinks import (PROGRESS_POSTGRES_COLUMNS, PROGRESS_TABLE, FeatureSchema, postgres_progress_ddl,
+                         postgres_table_ddl, postgres_window_index_ddl)
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +110,14 @@ def _has_window_index(cursor, table: str) -> bool:
     return cursor.fetchone() is not None
 
 
+def _plan_progress_table(existing: dict[str, ExistingColumn]) -> list[str]:
+    """Create the progress table, or add the columns newer versions of the job write."""
+    if not existing:
+        return [postgres_progress_ddl()]
+    return [f"ALTER TABLE {PROGRESS_TABLE} ADD COLUMN {name} {kind}"
+            for name, kind in PROGRESS_POSTGRES_COLUMNS.items() if name not in existing]
+
+
 def migrate(connection, schemas: list[FeatureSchema], dry_run: bool) -> list[str]:
     """Plan every table first (so nothing changes when one of them cannot be migrated), then apply.
 
@@ -121,8 +129,7 @@ def migrate(connection, schemas: list[FeatureSchema], dry_run: bool) -> list[str
             planned += plan_migration(schema, existing_columns(cursor, schema.name))
             if not _has_window_index(cursor, schema.name):
                 planned.append(postgres_window_index_ddl(schema))
-        if not existing_columns(cursor, PROGRESS_TABLE):
-            planned.append(postgres_progress_ddl())
+        planned += _plan_progress_table(existing_columns(cursor, PROGRESS_TABLE))
         if not dry_run:
             for statement in planned:
                 cursor.execute(statement)

@@ -73,8 +73,11 @@ class OnlineStore:
         self._pool.close()
 
     def get_features(self, user_ids: Iterable[str], as_of: Optional[datetime] = None,
-                     groups: Optional[Sequence[str]] = None) -> dict[str, Any]:
+                     groups: Optional[Sequence[str]] = None, *, as_complete: bool = False) -> dict[str, Any]:
         """Feature values of ``user_ids`` as of ``as_of`` (default: now), for every group or ``groups``.
+
+        Windows count from when they were served (jobs/point_in_time.py); ``as_complete`` uses every
+        window whose marker exists now, as if each had been served at its end.
 
         Returns {"as_of", "groups": {group: {window_start, window_end, emitted_until,
         staleness_seconds}}, "users": {user_id: {group: {column: value}}}}. A group whose window is
@@ -88,7 +91,7 @@ class OnlineStore:
             for name in groups or self.specs:
                 spec = self._spec(name)
                 columns = self._value_columns(cursor, spec)
-                choice, latest = self._choose(cursor, spec, moment)
+                choice, latest = self._choose(cursor, spec, moment, as_complete)
                 result["groups"][name] = {
                     "window_start": choice.window_start if choice else None,
                     "window_end": choice.window_end if choice else None,
@@ -147,9 +150,12 @@ class OnlineStore:
             self._columns[spec.name] = [name for name in existing if name not in REQUIRED_COLUMNS]
         return self._columns[spec.name]
 
-    def _choose(self, cursor, spec: FeatureSpec, as_of: datetime) -> tuple[Optional[Choice], Optional[datetime]]:
-        cursor.execute(f"SELECT min(window_end), max(window_end) FROM {PROGRESS_TABLE} WHERE feature_group = %s",
-                       (spec.name,))
+    def _choose(self, cursor, spec: FeatureSpec, as_of: datetime,
+                as_complete: bool) -> tuple[Optional[Choice], Optional[datetime]]:
+        # Markers written before served_from existed (NULL) count as served.
+        cursor.execute(f"SELECT min(window_end), max(window_end) FILTER (WHERE %s OR served_from IS NULL "
+                       f"OR served_from <= %s) FROM {PROGRESS_TABLE} WHERE feature_group = %s",
+                       (as_complete, as_of, spec.name))
         first, latest = cursor.fetchone()
         if latest is None:
             return None, None
@@ -224,6 +230,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     get.add_argument("--user", action="append", required=True, help="a user_id (repeat for several)")
     get.add_argument("--as-of", type=_parse_time, help="ISO-8601 time (default: now)")
     get.add_argument("--group", action="append", help="only this feature group (repeatable)")
+    get.add_argument("--as-complete", action="store_true",
+                     help="use every window written by now, not only those served by --as-of")
     prune = commands.add_parser("prune", help="delete window rows older than the retention")
     prune.add_argument("--days", type=int, help="retention in days (default: rds.retention.days)")
     prune.add_argument("--dry-run", action="store_true", help="count what would be deleted")
@@ -236,7 +244,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         config = load(args.config, "serve")
         with OnlineStore(config, args.sql_dir) as store:
             if args.command == "get":
-                print(json.dumps(store.get_features(args.user, args.as_of, args.group), indent=2, default=_json_default))
+                features = store.get_features(args.user, args.as_of, args.group, as_complete=args.as_complete)
+                print(json.dumps(features, indent=2, default=_json_default))
             else:
                 days = args.days or config.get_int("rds", "retention.days")
                 deleted = store.prune(timedelta(days=days), dry_run=args.dry_run)

@@ -172,17 +172,34 @@ def jdbc_sink(schema: FeatureSchema, config: Config, password: str) -> tuple[str
 
 
 PROGRESS_TABLE = "feature_progress"  # PostgreSQL; Parquet: <output.path>/_progress/<feature>/
-PROGRESS_COLUMNS = "`feature_group` STRING,\n  `window_start` TIMESTAMP(3),\n  `window_end` TIMESTAMP(3),\n  `row_count` BIGINT"
+PROGRESS_COLUMNS = ("`feature_group` STRING,\n  `window_start` TIMESTAMP(3),\n  `window_end` TIMESTAMP(3),\n"
+                    "  `row_count` BIGINT,\n  `emitted_at` TIMESTAMP(3),\n  `served_from` TIMESTAMP(3)")
+# How long after its marker a window's rows are surely in PostgreSQL too: the feature's JDBC sink
+# flushes at least every rds.flush.interval.ms; the rest is headroom for the write itself.
+ROWS_SETTLE_MS = 1000
 
 
-def progress_view(schema: FeatureSchema) -> tuple[str, str]:
+def served_from_delay_seconds(config: Config) -> int:
+    """Whole seconds (rounded up) from a marker's emission to when the reads may serve its window."""
+    flush_ms = config.get_int("rds", "flush.interval.ms") if "rds" in config.groups else 1000
+    return -(-(flush_ms + ROWS_SETTLE_MS) // 1000)
+
+
+def progress_view(schema: FeatureSchema, served_from_delay: int) -> tuple[str, str]:
     """Name and query of the feature's progress markers: one row per window, once the watermark has
     passed its end, counting the rows the feature emitted for it (jobs/point_in_time.py reads them).
     Grouping a window aggregate's output by its window bounds is itself a window aggregate in
-    Flink, so each marker is emitted exactly once, after its window's rows."""
+    Flink, so each marker is emitted exactly once, after its window's rows. ``emitted_at`` is the
+    wall clock (UTC) when the marker left the job; ``served_from`` is when its rows have surely
+    reached PostgreSQL too: the reads serve the window from then on, online and offline alike.
+    The planner evaluates the clock once per sink; served_from is rounded up to whole seconds so
+    the PostgreSQL and Parquet copies of a marker agree."""
     name = f"{schema.name}__progress"
-    return name, (f"SELECT {_sql_string(schema.name)} AS feature_group, window_start, window_end, COUNT(*) AS row_count "
-                  f"FROM `{schema.name}` GROUP BY window_start, window_end")
+    counted = (f"SELECT {_sql_string(schema.name)} AS feature_group, window_start, window_end, COUNT(*) AS row_count "
+               f"FROM `{schema.name}` GROUP BY window_start, window_end")
+    return name, (f"SELECT feature_group, window_start, window_end, row_count, emitted_at, "
+                  f"TIMESTAMPADD(SECOND, {served_from_delay}, CEIL(emitted_at TO SECOND)) AS served_from "
+                  f"FROM (SELECT *, CAST(CURRENT_TIMESTAMP AS TIMESTAMP(3)) AS emitted_at FROM ({counted}))")
 
 
 def parquet_progress_sink(schema: FeatureSchema, root: str) -> tuple[str, str]:
@@ -226,13 +243,15 @@ def postgres_table_ddl(schema: FeatureSchema) -> str:
     )
 
 
+PROGRESS_POSTGRES_COLUMNS = {"feature_group": "text NOT NULL", "window_start": "timestamp(3) NOT NULL",
+                             "window_end": "timestamp(3) NOT NULL", "row_count": "bigint NOT NULL",
+                             "emitted_at": "timestamp(3)", "served_from": "timestamp(3)"}
+
+
 def postgres_progress_ddl() -> str:
     """The table of progress markers every feature group writes (see progress_view)."""
-    return (
-        f"CREATE TABLE IF NOT EXISTS {PROGRESS_TABLE} (\n  feature_group text NOT NULL,\n"
-        "  window_start timestamp(3) NOT NULL,\n  window_end timestamp(3) NOT NULL,\n  row_count bigint NOT NULL,\n"
-        "  PRIMARY KEY (feature_group, window_end)\n)"
-    )
+    columns = ",\n  ".join(f"{name} {kind}" for name, kind in PROGRESS_POSTGRES_COLUMNS.items())
+    return f"CREATE TABLE IF NOT EXISTS {PROGRESS_TABLE} (\n  {columns},\n  PRIMARY KEY (feature_group, window_end)\n)"
 
 
 def postgres_window_index_ddl(schema: FeatureSchema) -> str:

@@ -9,12 +9,14 @@ columns; a pandas DataFrame in gives a DataFrame out, a pyarrow Table gives a Ta
 requested feature is added as a column ``<group>.<column>``, plus ``<group>.window_end`` (the
 window used). The value is what jobs.serving's get_features would have answered with as_of =
 the label's timestamp, by the same rule (jobs/point_in_time.py): the window ending at
-min(timestamp rounded down to the slide, the group's emitted point), its row, else the group's
-neutral values — so training and serving see the same numbers.
+min(timestamp rounded down to the slide, the newest window served by then), its row, else the
+group's neutral values — so training and serving see the same numbers. ``as_complete=True``
+counts every window in the dataset as served at its end (backfilled history).
 """
 
 from __future__ import annotations
 
+import bisect
 import os
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -46,8 +48,16 @@ class _GroupData:
 
     spec: FeatureSpec
     markers: dict[datetime, Marker]
+    served: list[tuple[datetime, datetime]] = field(default_factory=list)  # (served_from, newest end by then)
     counts: dict[datetime, int] = field(default_factory=dict)        # window_end -> rows stored
     rows: dict[tuple[str, datetime], dict[str, Any]] = field(default_factory=dict)
+
+    def latest_served(self, moment: datetime, as_complete: bool) -> Optional[datetime]:
+        """The newest window end served by ``moment`` (any, with ``as_complete``)."""
+        if as_complete:
+            return max(self.markers, default=None)
+        position = bisect.bisect_right(self.served, (moment, datetime.max))
+        return self.served[position - 1][1] if position else None
 
 
 class OfflineStore:
@@ -63,7 +73,7 @@ class OfflineStore:
         return cls(config.get("output", "path"), config, sql_dir)
 
     def training_set(self, labels: Any, features: Optional[Sequence[str]] = None, *,
-                     user_column: str = "user_id", time_column: str = "timestamp") -> Any:
+                     user_column: str = "user_id", time_column: str = "timestamp", as_complete: bool = False) -> Any:
         """``labels`` plus the feature columns, point-in-time correct (see the module docstring)."""
         table = _as_table(labels)
         for column in (user_column, time_column):
@@ -75,11 +85,14 @@ class OfflineStore:
         for name, columns in self._requested(features).items():
             spec = self.specs[name]
             group = self._load(spec, moments)
-            # The choice depends only on the time rounded down to the slide: decide once per window.
+            # The choice depends only on the time rounded down to the slide and the newest window
+            # served by then: decide once per such pair.
             slide_ms = spec.slide // timedelta(milliseconds=1)
-            aligned = [None if ms is None else ms - ms % slide_ms for ms in millis]
-            decided = {ms: self._choose(group, EPOCH + timedelta(milliseconds=ms)) for ms in set(aligned) if ms is not None}
-            chosen = [None if ms is None else decided[ms] for ms in aligned]
+            keys = [None if moment is None else (ms - ms % slide_ms, group.latest_served(moment, as_complete))
+                    for ms, moment in zip(millis, moments)]
+            decided = {key: self._choose(group, EPOCH + timedelta(milliseconds=key[0]), key[1])
+                       for key in set(keys) if key is not None}
+            chosen = [None if key is None else decided[key] for key in keys]
             rows = [group.rows.get((user, choice.window_end)) if choice and choice.has_rows else None
                     for user, choice in zip(users, chosen)]
             ends = [choice.window_end if choice else None for choice in chosen]
@@ -115,12 +128,18 @@ class OfflineStore:
 
     def _load(self, spec: FeatureSpec, moments: list[Optional[datetime]]) -> _GroupData:
         progress = self._dataset("_progress", spec.name)
-        markers = {}
+        markers, served_from = {}, {}
         if progress is not None:
-            for row in progress.to_table(columns=["window_start", "window_end", "row_count"]).to_pylist():
+            for row in progress.to_table(columns=["window_start", "window_end", "row_count", "served_from"]).to_pylist():
                 end = utc_naive(row["window_end"])
                 markers[end] = Marker(utc_naive(row["window_start"]), end, row["row_count"])
+                # Markers written before served_from existed (null) count as served, as online.
+                served_from[end] = utc_naive(row["served_from"]) if row["served_from"] else datetime.min
         group = _GroupData(spec, markers)
+        newest = None
+        for moment, end in sorted((moment, end) for end, moment in served_from.items()):
+            newest = end if newest is None else max(newest, end)
+            group.served.append((moment, newest))
         rows = self._dataset(spec.name)
         present = [moment for moment in moments if moment is not None]
         if rows is None or not markers or not present:
@@ -143,11 +162,11 @@ class OfflineStore:
         return group
 
     @staticmethod
-    def _choose(group: _GroupData, moment: datetime) -> Optional[Choice]:
+    def _choose(group: _GroupData, moment: datetime, latest: Optional[datetime]) -> Optional[Choice]:
         markers = group.markers
         if not markers:
             return None
-        return choose_window(moment, group.spec.slide, group.spec.size, min(markers), max(markers), markers.get,
+        return choose_window(moment, group.spec.slide, group.spec.size, min(markers), latest, markers.get,
                              lambda marker: group.counts.get(marker.window_end, 0) >= marker.row_count)
 
 

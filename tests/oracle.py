@@ -3,9 +3,10 @@
 Written from the event contract and Flink's documented window semantics, sharing no code with the
 job. Records are taken in arrival order, as the job reads them at parallelism 1:
   * a record is valid per the contract, else quarantined with a reason;
-  * the watermark is the highest valid event time seen so far minus the delay (invalid records
-    never move it); a valid record whose time is at or behind the watermark before it is late:
-    it counts in no feature and is kept in the late output;
+  * the watermark is the highest valid event time seen so far minus the delay, where a record
+    dated after its own arrival counts as of its arrival (a fast client clock must not move it
+    ahead of what has arrived; invalid records never move it); a valid record whose time is at or
+    behind the watermark before it is late: it counts in no feature and is kept in the late output;
   * of the on-time records, the first delivery of a txid wins; later ones are dropped.
 """
 
@@ -117,7 +118,8 @@ def replay(lines: list[str], arrival: datetime | list[datetime], watermark_delay
         else:
             seen.add(result.txid)
             outcome.counted.append(result)
-        max_time = result.event_time if max_time is None else max(max_time, result.event_time)
+        progress = min(result.event_time, arrived)
+        max_time = progress if max_time is None else max(max_time, progress)
     return outcome
 
 

@@ -34,11 +34,13 @@ CREATE TEMPORARY TABLE events_parsed (
     TO_TIMESTAMP_LTZ(-62135596800001, 3)),
   proc_time AS PROCTIME(),
   -- Only a valid record moves the watermark (NULL never does). The same test as `events`'
-  -- reject_reason IS NULL (views/events.sql): keep the two equal.
+  -- reject_reason IS NULL (views/events.sql): keep the two equal. A valid event may be dated up
+  -- to the future skew after its arrival (a fast client clock); it counts as of its arrival here,
+  -- so the watermark never runs ahead of what has arrived and cannot make others' events late.
   WATERMARK FOR event_time AS
     CASE WHEN txid <> '' AND user_id <> '' AND event_type <> ''
           AND (amount_text IS NULL OR TRY_CAST(amount_text AS DOUBLE) IS NOT NULL)
           AND event_time > TO_TIMESTAMP_LTZ(-62135596800001, 3)
           AND event_time <= TIMESTAMPADD(SECOND, ${events.future.skew.seconds}, arrival_time)
-      THEN TIMESTAMPADD(SECOND, -${events.watermark.delay.seconds}, event_time) END
+      THEN TIMESTAMPADD(SECOND, -${events.watermark.delay.seconds}, LEAST(event_time, arrival_time)) END
 ) LIKE events_raw

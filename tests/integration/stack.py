@@ -27,11 +27,12 @@ from deploy.local.state import DEFAULT_STATE
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def write_config(folder: Path, name: str, *, shards: int = 1, parallelism: int = 1) -> Path:
+def write_config(folder: Path, name: str, *, shards: int = 1, parallelism: int = 1,
+                 extra: dict[str, dict[str, str]] | None = None) -> Path:
     """The shipped local config, with this test's stream, bucket and database, fast checkpoints,
-    a short idle timeout and reading from the start of the stream."""
+    a short idle timeout and reading from the start of the stream; ``extra`` sets more keys."""
     groups = json.loads(local_config.DEFAULT_CONFIG.read_text())
-    overrides = {
+    overrides: dict[str, dict[str, str]] = {
         "job": {"parallelism": str(parallelism), "checkpoint.interval.seconds": "2", "counters.log.interval.seconds": "2",
                 "checkpoint.dir": (folder / "checkpoints").as_uri()},
         "source": {"stream.arn": f"arn:aws:kinesis:us-east-1:000000000000:stream/{name}",
@@ -39,6 +40,8 @@ def write_config(folder: Path, name: str, *, shards: int = 1, parallelism: int =
         "events": {"idle.timeout.seconds": "5"},
         "output": {"path": f"s3://{name}/features"},
     }
+    for group_id, values in (extra or {}).items():
+        overrides.setdefault(group_id, {}).update(values)
     for group in groups:
         group["PropertyMap"].update(overrides.get(group["PropertyGroupId"], {}))
         if group["PropertyGroupId"] == "rds":

@@ -70,11 +70,11 @@ def test_online_and_offline_reads_agree_with_each_other_and_the_oracle(stores):
     moments = _moments(random.Random(5))
     labels = pd.DataFrame([{"user_id": user, "timestamp": moment, "label": n % 2}
                            for n, (moment, user) in enumerate((m, u) for m in moments for u in USERS)])
-    training = offline.training_set(labels).to_dict("records")
+    training = offline.training_set(labels, as_complete=True).to_dict("records")
     stale_traps = 0
     checked = 0
     for moment in moments:
-        served = online.get_features(USERS, as_of=moment)
+        served = online.get_features(USERS, as_of=moment, as_complete=True)
         for user in USERS:
             offline_row = training[moments.index(moment) * len(USERS) + USERS.index(user)]
             for name, (size, slide, _) in GROUPS.items():
@@ -102,7 +102,7 @@ def test_results_say_which_window_and_how_stale(stores):
     online, _, expected, _, _ = stores
     newest_5m = max(end for _, _, end in expected["user_activity_5m"])
     as_of = newest_5m + timedelta(minutes=10, seconds=30)
-    served = online.get_features(["u-1"], as_of=as_of)["groups"]["user_activity_5m"]
+    served = online.get_features(["u-1"], as_of=as_of, as_complete=True)["groups"]["user_activity_5m"]
     assert served["window_end"] == served["emitted_until"] == newest_5m
     assert served["window_start"] == newest_5m - timedelta(minutes=5)
     assert served["staleness_seconds"] == 630.0
@@ -118,20 +118,21 @@ def test_a_window_missing_rows_is_not_served_until_complete(stores):
                                  (user, end)).fetchone()
         connection.execute("DELETE FROM user_activity_5m WHERE user_id = %s AND window_end = %s", (user, end))
         with OnlineStore(load(config_path, "serve")) as fresh:  # nothing remembered as complete
-            served = fresh.get_features([user], as_of=newest + timedelta(hours=1))["groups"]["user_activity_5m"]
+            served = fresh.get_features([user], as_of=newest + timedelta(hours=1), as_complete=True)["groups"]["user_activity_5m"]
             assert served["window_end"] == newest - timedelta(minutes=1)
             placeholders = ", ".join(["%s"] * len(row))
             connection.execute(f"INSERT INTO user_activity_5m VALUES ({placeholders})", row)
-            served = fresh.get_features([user], as_of=newest + timedelta(hours=1))["groups"]["user_activity_5m"]
+            served = fresh.get_features([user], as_of=newest + timedelta(hours=1), as_complete=True)["groups"]["user_activity_5m"]
             assert served["window_end"] == newest
 
 
 def test_cli_prints_the_feature_vector(stores, capsys):
     online, _, _, _, config_path = stores
     as_of = START + timedelta(minutes=42)
-    assert serving.main(["get", "--config", str(config_path), "--user", "u-3", "--as-of", as_of.isoformat()]) == 0
+    assert serving.main(["get", "--config", str(config_path), "--user", "u-3", "--as-of", as_of.isoformat(),
+                         "--as-complete"]) == 0
     printed = json.loads(capsys.readouterr().out)
-    direct = online.get_features(["u-3"], as_of=as_of)
+    direct = online.get_features(["u-3"], as_of=as_of, as_complete=True)
     assert printed["users"]["u-3"] == direct["users"]["u-3"]
     assert printed["groups"]["user_activity_5m"]["window_end"] == "2026-01-01T00:42:00.000Z"
 
@@ -143,10 +144,10 @@ def test_prune_forgets_old_windows_and_reads_say_unknown(stores):
     cutoff = newest - timedelta(minutes=30)
     assert deleted["user_activity_5m"] == sum(1 for _, _, end in expected["user_activity_5m"] if end < cutoff) > 0
     assert deleted["feature_progress"] > 0
-    old = online.get_features(["u-1"], as_of=cutoff - timedelta(minutes=5))
+    old = online.get_features(["u-1"], as_of=cutoff - timedelta(minutes=5), as_complete=True)
     assert old["groups"]["user_activity_5m"]["window_end"] is None
     assert old["users"]["u-1"]["user_activity_5m"] == {"event_count": None, "a_event_count": None, "amount_sum": None}
-    recent = online.get_features(["u-1"], as_of=newest)
+    recent = online.get_features(["u-1"], as_of=newest, as_complete=True)
     assert recent["groups"]["user_activity_5m"]["window_end"] == newest
     assert serving.main(["prune", "--config", str(config_path), "--days", "7", "--dry-run"]) == 0
 

@@ -38,6 +38,12 @@ def test_explain_shares_one_source_scan_and_one_dedup(capsys):
     # One progress marker aggregate per feature, emitted once per window (a window aggregate).
     # (one-phase: table.optimizer.agg-phase-strategy, see jobs/environment.py)
     assert len(re.findall(r"\bWindowAggregate\(window=\[\w+\(win_start=\[window_start\], win_end=\[window_end\]", plan)) == 2
+    # ... on ONE subtask whatever the parallelism (no group key: a singleton exchange), so a group's
+    # markers leave the job in window order (the reads rely on it).
+    assert len(re.findall(r"\bWindowAggregate\(window=\[\w+\(win_start=\[window_start\][^\n]*\n\s*\+- "
+                          r"Exchange\(distribution=\[single\]\)", plan)) == 2
+    # The watermark never runs ahead of arrival (a fast client clock), see sources/events_parsed.sql.
+    assert re.search(r"WatermarkAssigner\(rowtime=\[event_time\], watermark=\[CASE\(.*LEAST\(event_time, arrival_time\)", plan)
 
 
 def test_sql_error_names_file_and_line(tmp_path, capsys):

@@ -95,3 +95,17 @@ def test_before_history_or_nothing_emitted_is_unknown():
     markers = {m: _marker(m, 1) for m in (5, 6)}
     assert _choose(T0 + 4 * MINUTE, markers, {T0 + 5 * MINUTE: 1, T0 + 6 * MINUTE: 1}) is None
     assert _choose(T0, {}, {}) is None
+
+
+def test_training_knows_only_the_windows_served_by_each_moment():
+    """The offline read's timeline of served windows: a marker counts from its served_from on."""
+    from jobs.training import _GroupData
+
+    group = _GroupData(None, {T0 + n * MINUTE: Marker(T0 + (n - 5) * MINUTE, T0 + n * MINUTE, 1) for n in (1, 2, 3)})
+    group.served = [(T0 + 1 * MINUTE + timedelta(seconds=37), T0 + 1 * MINUTE),
+                    (T0 + 2 * MINUTE + timedelta(seconds=37), T0 + 2 * MINUTE),
+                    (T0 + 3 * MINUTE + timedelta(seconds=37), T0 + 3 * MINUTE)]
+    assert group.latest_served(T0 + MINUTE, as_complete=False) is None
+    assert group.latest_served(T0 + 2 * MINUTE + timedelta(seconds=36), as_complete=False) == T0 + MINUTE
+    assert group.latest_served(T0 + 2 * MINUTE + timedelta(seconds=37), as_complete=False) == T0 + 2 * MINUTE
+    assert group.latest_served(T0, as_complete=True) == T0 + 3 * MINUTE

@@ -51,3 +51,14 @@ def test_connection_from_jdbc_url():
         {"rds": {"jdbc.url": "jdbc:postgresql://db.internal:6543/feat?sslmode=require&foo=1"}})
     assert connection_kwargs(config, "pw") == {"host": "db.internal", "port": "6543", "dbname": "feat",
                                                "user": "features", "password": "pw", "sslmode": "require"}
+
+
+def test_progress_table_of_an_older_version_gets_the_emission_columns():
+    from jobs.rds import _plan_progress_table
+
+    older = {name: ExistingColumn(name, "text", name in ("feature_group", "window_end"))
+             for name in ("feature_group", "window_start", "window_end", "row_count")}
+    assert _plan_progress_table(older) == ["ALTER TABLE feature_progress ADD COLUMN emitted_at timestamp(3)",
+                                           "ALTER TABLE feature_progress ADD COLUMN served_from timestamp(3)"]
+    assert _plan_progress_table({**older, "emitted_at": older["row_count"], "served_from": older["row_count"]}) == []
+    assert _plan_progress_table({})[0].startswith("CREATE TABLE IF NOT EXISTS feature_progress")
