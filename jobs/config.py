@@ -136,6 +136,7 @@ REQUIRED_GROUPS: Mapping[str, tuple[str, ...]] = {
     "validate": ("job", "source", "events", "rds", "output"),
     "explain": ("job", "source", "events", "rds", "output"),
     "migrate": ("job", "source", "events", "rds", "output"),
+    "fingerprint": ("job", "source", "events", "rds", "output"),
     "backfill": ("job", "events"),
     "serve": ("rds",),     # jobs.serving: online reads and pruning
     "train": ("output",),  # jobs.training: point-in-time training sets from the Parquet copy

@@ -4,6 +4,7 @@
   python -m jobs.feature_job validate --config FILE          compile every statement, run nothing
   python -m jobs.feature_job explain  --config FILE          print the optimized plan
   python -m jobs.feature_job migrate  --config FILE [--dry-run]  create/extend the PostgreSQL tables
+  python -m jobs.feature_job fingerprint --config FILE       the stateful operators' IDs (upgrades)
   python -m jobs.feature_job backfill --config FILE --input PATH --output-dir DIR
                                                              same SQL over JSON-lines files -> Parquet
 
@@ -14,6 +15,7 @@ On Managed Flink the job is started without arguments and reads its config from
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import tempfile
@@ -42,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
         ("explain", "print the optimized plan (one source scan, one dedup shared by all features)"),
         ("backfill", "run the same SQL over bounded JSON-lines input and write Parquet"),
         ("migrate", "create or extend the PostgreSQL feature tables derived from the feature SQL"),
+        ("fingerprint", "print Flink's IDs of the stateful operators this SQL and config run with (JSON)"),
     ):
         command = commands.add_parser(name, help=help_text)
         command.add_argument("--config", type=Path, help="property-group JSON (default: Managed Flink's file)")
@@ -82,6 +85,12 @@ def validate(args: argparse.Namespace, config: Config) -> int:
 def explain(args: argparse.Namespace, config: Config) -> int:
     built = _streaming_pipeline(args, config, password="not-fetched-for-explain")
     print(built.statement_set.explain())
+    return 0
+
+
+def fingerprint(args: argparse.Namespace, config: Config) -> int:
+    built = _streaming_pipeline(args, config, password="not-fetched-for-fingerprint")
+    print(json.dumps(built.fingerprint().to_json(), indent=2))
     return 0
 
 
@@ -211,7 +220,8 @@ def backfill(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
-COMMANDS = {"run": run, "validate": validate, "explain": explain, "backfill": backfill, "migrate": migrate}
+COMMANDS = {"run": run, "validate": validate, "explain": explain, "backfill": backfill, "migrate": migrate,
+            "fingerprint": fingerprint}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,7 +13,7 @@ from typing import Callable
 
 from pyflink.table import StatementSet, Table, TableEnvironment
 
-from jobs import sinks
+from jobs import plan_fingerprint, sinks
 from jobs.config import Config
 from jobs.sql_catalog import Catalog, SqlFileError, Statement
 
@@ -27,8 +27,14 @@ class Pipeline:
     """What was built: the statement set plus the derived feature schemas."""
 
     statement_set: StatementSet
+    t_env: TableEnvironment
+    catalog: Catalog
     features: list[sinks.FeatureSchema] = field(default_factory=list)
     sink_tables: list[str] = field(default_factory=list)
+
+    def fingerprint(self) -> plan_fingerprint.Fingerprint:
+        """Flink's IDs of the stateful operators this job would run with (nothing runs)."""
+        return plan_fingerprint.compute(self.t_env, self.statement_set, self.catalog.features)
 
 
 def _flink_message(error: Exception) -> str:
@@ -94,7 +100,7 @@ def build(t_env: TableEnvironment, catalog: Catalog, config: Config, *, output_r
 
     ``jdbc_password`` None means no PostgreSQL sinks (backfill writes Parquet only).
     """
-    pipeline = Pipeline(t_env.create_statement_set())
+    pipeline = Pipeline(t_env.create_statement_set(), t_env, catalog)
     for feature, schema in zip(catalog.features, register_features(t_env, catalog)):
         pipeline.features.append(schema)
         commit_delay = config.get_int("output", "partition.commit.delay.minutes") if streaming_commit else None

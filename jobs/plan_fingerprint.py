@@ -1,0 +1,114 @@
+"""The identity of the job's stateful operators as Flink will assign them, computed without running it.
+
+Flink SQL sets no operator uids: a job's operator IDs are hashes of the stream graph's shape (each
+node's position and what is chained to it), so a new, removed or edited feature can give existing
+operators (the Kinesis source with its shard positions, the dedup, other features' windows) new IDs,
+and a snapshot restore then fails or drops their state. This module translates the statement set
+into the stream graph Flink would run and hashes it the way Flink does (StreamGraphHasherV2), then
+keeps the operators that hold state, each with its description (an edited aggregate keeps its ID
+but not its state layout), plus a digest of each feature's SQL. Equal fingerprints: restoring a
+snapshot or checkpoint is safe.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+
+from pyflink.table import StatementSet, TableEnvironment
+
+from jobs.sql_catalog import Feature
+
+# Operators whose state a restore must map: the source (shard positions), the dedup (txids), the
+# window aggregates (open windows, their watermark) and the filesystem sinks (pending files).
+_STATEFUL = re.compile(r"^(Source: |Deduplicate|WindowAggregate|StreamingFileWriter|streaming-writer|"
+                       r"compact-coordinator|compact-operator|PartitionCommitter)")
+_NODE_NUMBER = re.compile(r"\[\d+\]:?")  # the planner's node numbers shift with unrelated edits
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    operators: tuple[tuple[str, str], ...]  # (operator id as hex, description), sorted
+    groups: dict[str, str]                  # feature group -> digest of its rendered SQL
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps([self.operators, sorted(self.groups.items())]).encode()).hexdigest()[:16]
+
+    def to_json(self) -> dict:
+        return {"digest": self.digest, "operators": [list(op) for op in self.operators], "groups": self.groups}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Fingerprint":
+        return cls(tuple(tuple(op) for op in data["operators"]), dict(data["groups"]))
+
+
+@dataclass(frozen=True)
+class Change:
+    """How the new fingerprint differs from the one of what ran before."""
+
+    operators_changed: tuple[str, ...]  # descriptions of stateful operators gone or new
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+    edited: tuple[str, ...]
+
+    @property
+    def restorable(self) -> bool:
+        """Restoring is safe: same operators, and no feature's SQL changed (an edited filter or
+        expression can keep the operator's ID and state layout while changing what it means)."""
+        return not (self.operators_changed or self.added or self.removed or self.edited)
+
+    def describe(self) -> str:
+        if self.restorable:
+            return "the stateful operators and the feature SQL are unchanged"
+        parts = [f"{kind} {', '.join(names)}" for kind, names in
+                 (("added", self.added), ("removed", self.removed), ("edited", self.edited)) if names]
+        operators = f"{len(self.operators_changed)} stateful operator(s) get new IDs or state"
+        return "; ".join(parts + ([operators] if self.operators_changed else []))
+
+
+def compare(old: Fingerprint, new: Fingerprint) -> Change:
+    gone_or_new = set(old.operators) ^ set(new.operators)
+    return Change(
+        operators_changed=tuple(sorted(description for _, description in gone_or_new)),
+        added=tuple(sorted(new.groups.keys() - old.groups.keys())),
+        removed=tuple(sorted(old.groups.keys() - new.groups.keys())),
+        edited=tuple(sorted(name for name in old.groups.keys() & new.groups.keys() if old.groups[name] != new.groups[name])),
+    )
+
+
+def group_digests(features: list[Feature]) -> dict[str, str]:
+    return {feature.name: hashlib.sha256(" ".join(feature.query.text.split()).encode()).hexdigest()[:16]
+            for feature in features}
+
+
+def compute(t_env: TableEnvironment, statement_set: StatementSet, features: list[Feature]) -> Fingerprint:
+    """Translate ``statement_set`` (nothing runs) and fingerprint its stateful operators."""
+    from pyflink.java_gateway import get_gateway
+
+    j_env = t_env._j_tenv
+    transformations = j_env.getPlanner().translate(statement_set._j_statement_set.getOperations())
+    stream_graph = _executor(j_env).createPipeline(transformations, j_env.getConfig().getConfiguration(), "fingerprint")
+    hasher = get_gateway().jvm.org.apache.flink.streaming.api.graph.StreamGraphHasherV2()
+    hashes = hasher.traverseStreamGraphAndGenerateHashes(stream_graph)
+    operators = []
+    for node in stream_graph.getStreamNodes().toArray():
+        if _STATEFUL.match(node.getOperatorName()):
+            description = _NODE_NUMBER.sub("", node.getOperatorDescription()).strip()
+            operators.append((bytes(hashes.get(node.getId())).hex(), description))
+    return Fingerprint(tuple(sorted(operators)), group_digests(features))
+
+
+def _executor(j_env):
+    """The table environment's executor, which builds stream graphs (not public in Flink 1.20)."""
+    cls = j_env.getClass()
+    while cls is not None:
+        try:
+            field = cls.getDeclaredField("execEnv")
+            field.setAccessible(True)
+            return field.get(j_env)
+        except Exception:  # noqa: BLE001 - py4j raises for a missing field; look in the superclass
+            cls = cls.getSuperclass()
+    raise RuntimeError("Flink's TableEnvironmentImpl has no execEnv field (Flink version changed?)")
