@@ -15,6 +15,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable, Mapping
 
+from jobs import replay
+
 MANAGED_FLINK_CONFIG = Path("/etc/flink/application_properties.json")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -194,6 +196,17 @@ class Config:
             return value or None
         return (PROJECT_ROOT / value).resolve().as_uri()
 
+    def cut(self) -> replay.Cut:
+        """The replay upgrade's cut-over this job runs with (none: write every window)."""
+        return replay.Cut.from_properties(self.groups.get(replay.GROUP, {}))
+
+    def with_cut(self, cut: replay.Cut) -> "Config":
+        """A copy that runs with this cut-over (and reads from its start when it has no state)."""
+        groups = {name: dict(values) for name, values in self.groups.items()}
+        groups[replay.GROUP] = cut.to_properties()
+        _derive_source_keys(groups["source"], groups[replay.GROUP].get("start.timestamp", ""))
+        return Config(groups, self.origin)
+
     def with_overrides(self, overrides: Mapping[str, Mapping[str, str]]) -> "Config":
         """A copy with values set by the command line (for example backfill's input and output)."""
         groups = {name: dict(values) for name, values in self.groups.items()}
@@ -224,15 +237,19 @@ def validate(groups: PropertyGroups, command: str, origin: str) -> Config:
         problem = key.check(values[key.name])
         if problem:
             problems.append(f"property group '{key.group}' key '{key.name}': {problem}, got '{values[key.name]}'")
+    problems += replay.key_problems(groups.get(replay.GROUP, {}))
     if not problems and "source" in effective:
-        problems += _derive_source_keys(effective["source"])
+        problems += _derive_source_keys(effective["source"], groups.get(replay.GROUP, {}).get("start.timestamp", ""))
     if problems:
         raise ConfigError(f"{origin}: " + "; ".join(problems))
     return Config(effective, origin)
 
 
-def _derive_source_keys(source: dict[str, str]) -> list[str]:
-    """Keys computed from others so SQL templates need no logic."""
+def _derive_source_keys(source: dict[str, str], replay_start: str) -> list[str]:
+    """Keys computed from others so SQL templates need no logic. A replay upgrade's start (jobs/replay.py)
+    is where a start without state reads from, whatever init.position says."""
+    if replay_start:
+        source.update({"init.position": "AT_TIMESTAMP", "init.timestamp": replay_start})
     arn = source["stream.arn"]
     source["stream.name"] = arn.split(":stream/", 1)[1]
     if arn.split(":")[3] != source["aws.region"]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import sys
 from pathlib import Path
 from urllib.parse import urlparse
@@ -167,11 +168,19 @@ def latest_checkpoint(config: Config) -> str | None:
     return newest.as_uri()
 
 
-def create(config: Config, *, managed: bool, streaming_source: bool, parallelism: int | None = None,
-           restore_from: str | None = None) -> TableEnvironment:
+def forget_checkpoints(config: Config) -> None:
+    """Delete the retained checkpoints under job.checkpoint.dir (local folders; other files stay)."""
+    root = config.checkpoint_uri()
+    if not root or not root.startswith("file:"):
+        return
+    for metadata in Path(urlparse(root).path).glob("*/chk-*/_metadata"):
+        shutil.rmtree(metadata.parent.parent, ignore_errors=True)
+
+
+def create(config: Config, *, managed: bool, streaming_source: bool, parallelism: int | None = None) -> TableEnvironment:
     """A streaming TableEnvironment configured for this job (one per process is plenty).
 
-    ``restore_from``: a local checkpoint or savepoint to resume from (state, Kinesis positions).
+    A local checkpoint to resume from is set by the caller (``execution.savepoint.path``).
     """
     if not managed:
         _prepare_local_jvm()
@@ -182,8 +191,6 @@ def create(config: Config, *, managed: bool, streaming_source: bool, parallelism
         _initialize_filesystems(config)
         options.update(_local_options(config, parallelism or config.get_int("job", "parallelism")))
         options.update(_restart_options(streaming_source))
-        if restore_from:
-            options["execution.savepoint.path"] = restore_from
     table_config = t_env.get_config()
     for key, value in options.items():
         table_config.set(key, value)

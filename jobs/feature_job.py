@@ -19,11 +19,12 @@ import json
 import logging
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 from jobs import config as job_config
-from jobs import counters, environment, pipeline, rds, secrets
+from jobs import counters, environment, pipeline, plan_fingerprint, rds, replay, secrets, upgrade
 from jobs.config import Config, ConfigError
 from jobs.sinks import FeatureSchemaError
 from jobs.sql_catalog import SqlFileError, load_catalog
@@ -32,7 +33,7 @@ log = logging.getLogger("jobs.feature_job")
 
 DEFAULT_SQL_DIR = environment.PROJECT_ROOT / "sql"
 USER_ERRORS = (ConfigError, SqlFileError, FeatureSchemaError, environment.SetupError, secrets.SecretError,
-               rds.MigrationError)
+               rds.MigrationError, replay.ReplayError)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -57,6 +58,11 @@ def _parser() -> argparse.ArgumentParser:
         if name == "run":
             command.add_argument("--fresh", action="store_true",
                                  help="ignore retained checkpoints in job.checkpoint.dir and start over")
+            command.add_argument("--dry-run", action="store_true",
+                                 help="print how the job would start (resume, replay upgrade, refusal) and exit")
+            command.add_argument("--allow-non-restored-state", action="store_true",
+                                 help="expert: restore the checkpoint even though the SQL changed its operators "
+                                      "(state that maps to no operator is dropped) instead of a replay upgrade")
         if name == "migrate":
             command.add_argument("--dry-run", action="store_true", help="print the statements, change nothing")
     return parser
@@ -66,9 +72,8 @@ def _managed(args: argparse.Namespace) -> bool:
     return args.config is None and job_config.MANAGED_FLINK_CONFIG.exists()
 
 
-def _streaming_pipeline(args: argparse.Namespace, config: Config, password: str,
-                        restore_from: str | None = None) -> pipeline.Pipeline:
-    t_env = environment.create(config, managed=_managed(args), streaming_source=True, restore_from=restore_from)
+def _streaming_pipeline(args: argparse.Namespace, config: Config, password: str) -> pipeline.Pipeline:
+    t_env = environment.create(config, managed=_managed(args), streaming_source=True)
     catalog = load_catalog(args.sql_dir, "kinesis", config)
     return pipeline.build(t_env, catalog, config, output_root=config.get("output", "path"),
                           jdbc_password=password, streaming_commit=True)
@@ -88,25 +93,82 @@ def explain(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def fingerprint_of(config: Config, sql_dir: Path) -> plan_fingerprint.Fingerprint:
+    """The fingerprint of the streaming job this config and SQL give (deploy compares it too)."""
+    t_env = environment.create(config, managed=False, streaming_source=True)
+    return pipeline.build(t_env, load_catalog(sql_dir, "kinesis", config), config, output_root=config.get("output", "path"),
+                          jdbc_password="not-fetched-for-fingerprint", streaming_commit=True).fingerprint()
+
+
 def fingerprint(args: argparse.Namespace, config: Config) -> int:
-    built = _streaming_pipeline(args, config, password="not-fetched-for-fingerprint")
-    print(json.dumps(built.fingerprint().to_json(), indent=2))
+    print(json.dumps(fingerprint_of(config, args.sql_dir).to_json(), indent=2))
     return 0
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
-    restore_from = None
-    if not _managed(args) and not args.fresh:
-        # Like Managed Flink's snapshots: a restarted local job continues where it stopped.
-        restore_from = environment.latest_checkpoint(config)
-        if restore_from:
-            log.info("resuming from checkpoint %s (start over with --fresh)", restore_from)
-    built = _streaming_pipeline(args, config, secrets.jdbc_password(config), restore_from)
+    if _managed(args):  # Managed Flink restores its snapshot (or not) itself; deploy set the cut-over
+        return _execute(args, _streaming_pipeline(args, config, secrets.jdbc_password(config)))
+    password = secrets.jdbc_password(config)
+    if not args.dry_run:
+        upgrade.hold_lock(config)
+    start = _local_start(args, config, password)
+    print(f"run: {start.reason}", flush=True)
+    if args.dry_run:
+        return 0
+    if start.forget_checkpoints:
+        environment.forget_checkpoints(config)
+    upgrade.write_state(config, upgrade.LocalState(start.fingerprint, start.cut))
+    built = _streaming_pipeline(args, config.with_cut(start.cut), password) if start.rebuild else start.built
+    if start.restore_from:
+        built.t_env.get_config().set("execution.savepoint.path", start.restore_from)
+    return _execute(args, built)
+
+
+@dataclass
+class _Start:
+    """How a local run starts, and why (printed)."""
+
+    reason: str
+    built: pipeline.Pipeline
+    fingerprint: plan_fingerprint.Fingerprint
+    cut: replay.Cut
+    restore_from: str | None = None
+    rebuild: bool = False             # the cut-over changed: build again with it
+    forget_checkpoints: bool = False  # they belong to the old operator graph
+
+
+def _local_start(args: argparse.Namespace, config: Config, password: str) -> _Start:
+    """Like Managed Flink's snapshots: a restarted local job continues where it stopped — when the
+    SQL still gives the same stateful operators as the last run on this checkpoint folder. If not,
+    a replay upgrade (jobs/replay.py) takes over from what the sinks already hold."""
+    state = upgrade.read_state(config)
+    cut = state.cut if state and not args.fresh else replay.Cut("", None)
+    built = _streaming_pipeline(args, config.with_cut(cut), password)
+    new = built.fingerprint()
+    latest = None if args.fresh else environment.latest_checkpoint(config)
+    if latest is None:
+        reason = ("starting over (--fresh), reading from source.init.position" if args.fresh
+                  else f"no checkpoint since the upgrade; {upgrade.describe(cut)}" if cut.start
+                  else "no checkpoint yet: starting at source.init.position")
+        return _Start(reason, built, new, cut)
+    if state is None:  # checkpoints of a version that kept no state file: as before, resume
+        return _Start(f"resuming from checkpoint {latest} (start over with --fresh)", built, new, cut, latest)
+    change = plan_fingerprint.compare(state.fingerprint, new)
+    if change.restorable or args.allow_non_restored_state:
+        forced = "" if change.restorable else " (--allow-non-restored-state: state that maps nowhere is dropped)"
+        return _Start(f"resuming from checkpoint {latest}: {change.describe()}{forced}", built, new, cut, latest)
+    cut = upgrade.prepare(config, args.sql_dir, state.fingerprint.groups, new, trim=not args.dry_run)
+    reason = (f"upgrade: {change.describe()} since the last run on {config.get('job', 'checkpoint.dir')}, so its "
+              f"checkpoint cannot be restored; replay with fresh state, {upgrade.describe(cut)}")
+    return _Start(reason, built, new, cut, rebuild=True, forget_checkpoints=True)
+
+
+def _execute(args: argparse.Namespace, built: pipeline.Pipeline) -> int:
     result = built.statement_set.execute()
     if not _managed(args):
         job_id = str(result.get_job_client().get_job_id())
         log.info("job %s running; Flink web UI on http://localhost:8081 (or the next free port) — Ctrl-C to stop", job_id)
-        stop_counters = counters.start_logging(job_id, config.get_int("job", "counters.log.interval.seconds"))
+        stop_counters = counters.start_logging(job_id, built.config.get_int("job", "counters.log.interval.seconds"))
         try:
             result.wait()
         finally:

@@ -13,7 +13,7 @@ from typing import Callable
 
 from pyflink.table import StatementSet, Table, TableEnvironment
 
-from jobs import plan_fingerprint, sinks
+from jobs import plan_fingerprint, replay, sinks
 from jobs.config import Config
 from jobs.sql_catalog import Catalog, SqlFileError, Statement
 
@@ -29,6 +29,7 @@ class Pipeline:
     statement_set: StatementSet
     t_env: TableEnvironment
     catalog: Catalog
+    config: Config
     features: list[sinks.FeatureSchema] = field(default_factory=list)
     sink_tables: list[str] = field(default_factory=list)
 
@@ -98,9 +99,11 @@ def build(t_env: TableEnvironment, catalog: Catalog, config: Config, *, output_r
           jdbc_password: str | None, streaming_commit: bool) -> Pipeline:
     """Everything in one StatementSet: each feature's derived sinks, then the fixed sinks.
 
-    ``jdbc_password`` None means no PostgreSQL sinks (backfill writes Parquet only).
+    ``jdbc_password`` None means no PostgreSQL sinks (backfill writes Parquet only). A streaming job
+    writes each group's windows past its replay cut-over only (jobs/replay.py); a backfill all.
     """
-    pipeline = Pipeline(t_env.create_statement_set(), t_env, catalog)
+    pipeline = Pipeline(t_env.create_statement_set(), t_env, catalog, config)
+    cut = config.cut() if streaming_commit else replay.Cut("", None)
     for feature, schema in zip(catalog.features, register_features(t_env, catalog)):
         pipeline.features.append(schema)
         commit_delay = config.get_int("output", "partition.commit.delay.minutes") if streaming_commit else None
@@ -111,11 +114,12 @@ def build(t_env: TableEnvironment, catalog: Catalog, config: Config, *, output_r
 
         progress_name, progress_query = sinks.progress_view(schema, sinks.served_from_delay_seconds(config))
         t_env.create_temporary_view(progress_name, _run(at_feature(progress_query), t_env.sql_query))
-        derived = [sinks.parquet_sink(schema, output_root, commit_delay), sinks.counter_sink(schema),
-                   sinks.parquet_progress_sink(schema, output_root)]
+        parquet_after, postgres_after = (cut.writes_after(schema.name, sink) for sink in ("parquet", "postgres"))
+        derived = [sinks.parquet_sink(schema, output_root, commit_delay, parquet_after), sinks.counter_sink(schema),
+                   sinks.parquet_progress_sink(schema, output_root, parquet_after)]
         if jdbc_password is not None:
-            derived += [sinks.jdbc_sink(schema, config, jdbc_password),
-                        sinks.jdbc_progress_sink(schema, config, jdbc_password)]
+            derived += [sinks.jdbc_sink(schema, config, jdbc_password, postgres_after),
+                        sinks.jdbc_progress_sink(schema, config, jdbc_password, postgres_after)]
         for ddl, insert in derived:
             _run(at_feature(ddl), t_env.execute_sql)
             _run(at_feature(insert), pipeline.statement_set.add_insert_sql)

@@ -37,6 +37,15 @@ class Fingerprint:
     def digest(self) -> str:
         return hashlib.sha256(json.dumps([self.operators, sorted(self.groups.items())]).encode()).hexdigest()[:16]
 
+    @property
+    def operators_digest(self) -> str:
+        return hashlib.sha256(json.dumps(self.operators).encode()).hexdigest()[:16]
+
+    def summary(self) -> dict[str, str]:
+        """What a deployment records of it (runtime properties: short strings)."""
+        return {"fingerprint": self.digest, "operators": self.operators_digest,
+                "groups": ",".join(f"{name}={digest}" for name, digest in sorted(self.groups.items()))}
+
     def to_json(self) -> dict:
         return {"digest": self.digest, "operators": [list(op) for op in self.operators], "groups": self.groups}
 
@@ -67,6 +76,15 @@ class Change:
                  (("added", self.added), ("removed", self.removed), ("edited", self.edited)) if names]
         operators = f"{len(self.operators_changed)} stateful operator(s) get new IDs or state"
         return "; ".join(parts + ([operators] if self.operators_changed else []))
+
+
+def compare_summary(old: dict[str, str], new: Fingerprint) -> Change:
+    """``compare`` against a recorded summary (the operators' descriptions are not recorded)."""
+    groups = dict(item.split("=", 1) for item in old.get("groups", "").split(",") if item)
+    changed = () if old.get("operators") == new.operators_digest else ("(stateful operators: IDs or state differ)",)
+    recorded = Fingerprint((), groups)
+    by_groups = compare(recorded, Fingerprint((), new.groups))
+    return Change(changed, by_groups.added, by_groups.removed, by_groups.edited)
 
 
 def compare(old: Fingerprint, new: Fingerprint) -> Change:

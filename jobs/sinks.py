@@ -11,8 +11,10 @@ user_id and event_type, say); every other column is a value.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from jobs.config import Config
+from jobs.replay import EPOCH
 
 REQUIRED_COLUMNS = ("user_id", "window_start", "window_end")
 
@@ -113,7 +115,15 @@ PARQUET_TIME_OPTIONS = {
 }
 
 
-def parquet_sink(schema: FeatureSchema, root: str, commit_delay_minutes: int | None) -> tuple[str, str]:
+def _after(moment: datetime) -> str:
+    """The filter that writes only windows ending after ``moment`` (a replay upgrade's cut-over,
+    jobs/replay.py). Always present, epoch by default, so the operator graph is the same with or
+    without a cut-over."""
+    return f"WHERE window_end > TIMESTAMP '{moment:%Y-%m-%d %H:%M:%S}'"
+
+
+def parquet_sink(schema: FeatureSchema, root: str, commit_delay_minutes: int | None,
+                 after: datetime = EPOCH) -> tuple[str, str]:
     """DDL and INSERT of the Parquet copy, partitioned dt=YYYYMMDD/hr=HH by window_start (UTC).
 
     ``commit_delay_minutes`` None: no partition commits (a bounded backfill commits at its end).
@@ -138,7 +148,7 @@ def parquet_sink(schema: FeatureSchema, root: str, commit_delay_minutes: int | N
     )
     insert = (
         f"INSERT INTO `{table}` SELECT *, DATE_FORMAT(window_start, 'yyyyMMdd'), "
-        f"DATE_FORMAT(window_start, 'HH') FROM `{schema.name}`"
+        f"DATE_FORMAT(window_start, 'HH') FROM `{schema.name}` {_after(after)}"
     )
     return ddl, insert
 
@@ -155,7 +165,7 @@ def _jdbc_options(config: Config, password: str, table_name: str) -> dict[str, s
     }
 
 
-def jdbc_sink(schema: FeatureSchema, config: Config, password: str) -> tuple[str, str]:
+def jdbc_sink(schema: FeatureSchema, config: Config, password: str, after: datetime = EPOCH) -> tuple[str, str]:
     """DDL and INSERT of the PostgreSQL upsert sink (table name = feature name)."""
     table = f"{schema.name}__rds"
     options = {
@@ -168,7 +178,7 @@ def jdbc_sink(schema: FeatureSchema, config: Config, password: str) -> tuple[str
         f"CREATE TEMPORARY TABLE `{table}` (\n  {_column_list(schema)},\n  PRIMARY KEY ({key}) NOT ENFORCED\n)"
         f" WITH (\n  {_with(options)}\n)"
     )
-    return ddl, f"INSERT INTO `{table}` SELECT * FROM `{schema.name}`"
+    return ddl, f"INSERT INTO `{table}` SELECT * FROM `{schema.name}` {_after(after)}"
 
 
 PROGRESS_TABLE = "feature_progress"  # PostgreSQL; Parquet: <output.path>/_progress/<feature>/
@@ -202,18 +212,18 @@ def progress_view(schema: FeatureSchema, served_from_delay: int) -> tuple[str, s
                   f"FROM (SELECT *, CAST(CURRENT_TIMESTAMP AS TIMESTAMP(3)) AS emitted_at FROM ({counted}))")
 
 
-def parquet_progress_sink(schema: FeatureSchema, root: str) -> tuple[str, str]:
+def parquet_progress_sink(schema: FeatureSchema, root: str, after: datetime = EPOCH) -> tuple[str, str]:
     """Markers next to the Parquet copy, partitioned dt=YYYYMMDD by window_start like the features."""
     table = f"{schema.name}__progress_parquet"
     options = {"connector": "filesystem", "path": f"{root}/_progress/{schema.name}", **PARQUET_TIME_OPTIONS}
     ddl = (f"CREATE TEMPORARY TABLE `{table}` (\n  {PROGRESS_COLUMNS},\n  `dt` STRING\n)"
            f" PARTITIONED BY (`dt`) WITH (\n  {_with(options)}\n)")
     insert = (f"INSERT INTO `{table}` SELECT *, DATE_FORMAT(window_start, 'yyyyMMdd') "
-              f"FROM `{schema.name}__progress`")
+              f"FROM `{schema.name}__progress` {_after(after)}")
     return ddl, insert
 
 
-def jdbc_progress_sink(schema: FeatureSchema, config: Config, password: str) -> tuple[str, str]:
+def jdbc_progress_sink(schema: FeatureSchema, config: Config, password: str, after: datetime = EPOCH) -> tuple[str, str]:
     """Markers into PostgreSQL table feature_progress: one writer, every marker flushed on arrival,
     so a group's markers become visible in window order (point_in_time relies on it)."""
     table = f"{schema.name}__progress_rds"
@@ -221,7 +231,7 @@ def jdbc_progress_sink(schema: FeatureSchema, config: Config, password: str) -> 
                "sink.parallelism": "1"}
     ddl = (f"CREATE TEMPORARY TABLE `{table}` (\n  {PROGRESS_COLUMNS},\n"
            f"  PRIMARY KEY (`feature_group`, `window_end`) NOT ENFORCED\n) WITH (\n  {_with(options)}\n)")
-    return ddl, f"INSERT INTO `{table}` SELECT * FROM `{schema.name}__progress`"
+    return ddl, f"INSERT INTO `{table}` SELECT * FROM `{schema.name}__progress` {_after(after)}"
 
 
 def counter_sink(schema: FeatureSchema) -> tuple[str, str]:

@@ -65,7 +65,7 @@ class OfflineStore:
                  filesystem: Optional[pafs.FileSystem] = None) -> None:
         """``root``: the job's output.path (s3://BUCKET/PREFIX) or a local folder (backfill --output-dir)."""
         self.specs = load_specs(sql_dir, config or _placeholder_free_config())
-        self._filesystem, self._root = _filesystem_and_path(root, config, filesystem)
+        self._filesystem, self._root = filesystem_and_path(root, config, filesystem)
 
     @classmethod
     def from_config_file(cls, path: str | Path, sql_dir: Path = DEFAULT_SQL_DIR) -> "OfflineStore":
@@ -170,7 +170,7 @@ class OfflineStore:
                              lambda marker: group.counts.get(marker.window_end, 0) >= marker.row_count)
 
 
-def _filesystem_and_path(root: str, config: Optional[Config],
+def filesystem_and_path(root: str, config: Optional[Config],
                          filesystem: Optional[pafs.FileSystem]) -> tuple[pafs.FileSystem, str]:
     if filesystem is not None:
         return filesystem, root.split("://", 1)[-1].rstrip("/")

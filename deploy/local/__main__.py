@@ -9,6 +9,7 @@
   produce --events FILE [--rate N] [--config C]   put a JSON-lines file into the stream
   demo [--seconds N] [--watch] [--config C]       everything, live: services, job, events, outputs
   stop-job [--config C]           stop the job `demo` started
+  upgrade [--config C]            ship changed feature SQL to that job (it resumes or replays)
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--watch", action="store_true", help="look at the running job again (no setup)")
     demo.add_argument("--no-produce", action="store_true", help="send no events, only look")
     with_config("stop-job", "stop the job `demo` started (services keep running)")
+    with_config("upgrade", "ship changed feature SQL to the demo's job: checks, migrate, stop, start (resume or replay)")
 
     gen = commands.add_parser("generate", help="write sample events with duplicates, disorder and bad lines")
     gen.add_argument("--out", type=Path, required=True)
@@ -103,6 +105,12 @@ def _run(args: argparse.Namespace) -> int:
         return demo.run(demo.DemoOptions(config_path=args.config, seconds=args.seconds, interval=args.interval,
                                          events=args.events, users=args.users, watch=args.watch,
                                          produce=not args.no_produce), settings, state)
+    if args.command == "upgrade":
+        from deploy.local.upgrade import upgrade
+
+        for line in upgrade(state, args.config):
+            print(line)
+        return 0
     if args.command == "stop-job":
         pid = job.stop(state, args.config)
         print(f"stopped job pid {pid}" if pid else "no job started by `demo` is running on this config")

@@ -35,6 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     deploy.add_argument("--dry-run", action="store_true",
                         help="print the mutating requests as JSON and send none (read-only look-ups when credentials exist)")
     deploy.add_argument("--zip", type=Path, default=None, help="deploy this zip instead of building one")
+    deploy.add_argument("--sql-dir", type=Path, default=REPO_ROOT / "sql", help="folder of SQL files (the zip's)")
 
     start = with_config("start", "start the application")
     start.add_argument("--snapshot", default="latest",
@@ -67,21 +68,34 @@ def _package(args: argparse.Namespace) -> int:
 
 
 def _deploy(args: argparse.Namespace) -> int:
-    from deploy.managed_flink import aws, package, plan
+    import dataclasses
+
+    from deploy.managed_flink import aws, package, plan, upgrade
     from deploy.managed_flink import settings as settings_module
+    from jobs.feature_job import fingerprint_of
 
     settings = settings_module.load(args.config)
     artifact = package.artifact_of(args.zip) if args.zip else package.build()
     problems = package.check_layout(artifact.path)
     if problems:
         raise package.PackageError("; ".join(problems))
+    new = fingerprint_of(settings.job, args.sql_dir)
     credentials = aws.have_credentials()
     if args.dry_run and not credentials:
         log.info("no AWS credentials: showing the create path without looking anything up")
+        settings = dataclasses.replace(settings, runtime_properties=upgrade.properties_with(settings, new.summary()))
         aws.print_plan(plan.deploy_plan(settings, artifact, plan.Existing()), False, sys.stdout)
         return 0
     clients = aws.make_clients(settings.region)
-    deployment = plan.deploy_plan(settings, artifact, aws.look_up(settings, artifact, clients))
+    existing = aws.look_up(settings, artifact, clients)
+    decision = upgrade.decide(existing.application, new)
+    log.info("deploy: %s", decision.reason)
+    if decision.replay:
+        return _deploy_replay(args, settings, artifact, existing, new, clients, decision.reason)
+    settings = dataclasses.replace(settings, runtime_properties=upgrade.properties_with(
+        settings, upgrade.kept_record(existing.application, new)))
+    deployment = plan.deploy_plan(settings, artifact, existing)
+    deployment.notes.insert(0, decision.reason)
     if args.dry_run:
         aws.print_plan(deployment, True, sys.stdout)
         return 0
@@ -90,6 +104,46 @@ def _deploy(args: argparse.Namespace) -> int:
     aws.execute(settings, deployment, clients)
     print(f"deployed {settings.application_name}: s3://{settings.code_bucket}/{plan.code_key(settings, artifact)}"
           f" ({len(deployment.calls)} request(s)); `python -m deploy.managed_flink status --config {args.config}`")
+    return 0
+
+
+def _deploy_replay(args: argparse.Namespace, settings, artifact, existing, new, clients, reason: str) -> int:
+    """Stop (snapshot), update with the cut-over and without restore, start without the snapshot."""
+    import dataclasses
+
+    from deploy.managed_flink import aws, plan, upgrade
+    from jobs import upgrade as job_upgrade
+
+    old_groups = [item.split("=", 1)[0] for item in upgrade.recorded(existing.application)["groups"].split(",") if item]
+    running = existing.application["ApplicationStatus"] == "RUNNING"
+    # Checks before anything stops: markers in both sinks, the stream's retention (an estimate: the
+    # markers only move forward until the stop).
+    estimate = job_upgrade.prepare(settings.job, args.sql_dir, old_groups, new, trim=False)
+
+    def requests(cut, detail) -> plan.Plan:
+        with_cut = dataclasses.replace(settings, runtime_properties=upgrade.properties_with(
+            settings, upgrade.replay_record(new, cut)))
+        shipped = plan.deploy_plan(with_cut, artifact, dataclasses.replace(existing, application=detail))
+        shipped.calls = [upgrade.without_restore(call) if call.operation == "UpdateApplication" else call
+                         for call in shipped.calls] + [upgrade.start_call(settings)]
+        return shipped
+
+    if args.dry_run:
+        stopped = {**existing.application, "ApplicationStatus": "READY"}  # the update comes after the stop
+        shown = requests(estimate, stopped)
+        shown.calls = ([upgrade.stop_call(settings)] if running else []) + shown.calls
+        shown.notes[:0] = [reason, f"replay upgrade: {job_upgrade.describe(estimate)} (re-read after the stop)"]
+        aws.print_plan(shown, True, sys.stdout)
+        return 0
+    if running:
+        aws.execute(settings, plan.Plan([upgrade.stop_call(settings)]), clients)
+    detail = upgrade.wait_until_ready(clients.kinesisanalyticsv2, settings.application_name)
+    cut = job_upgrade.prepare(settings.job, args.sql_dir, old_groups, new, trim=True)
+    log.info("replay upgrade: %s", job_upgrade.describe(cut))
+    shipped = requests(cut, detail)
+    aws.execute(settings, shipped, clients)
+    print(f"deployed {settings.application_name} as a replay upgrade: {job_upgrade.describe(cut)}; "
+          f"`python -m deploy.managed_flink status --config {args.config}` follows the start")
     return 0
 
 
@@ -180,12 +234,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     from deploy.managed_flink.package import PackageError
     from deploy.managed_flink.plan import PlanError
     from jobs.config import ConfigError
+    from jobs.replay import ReplayError
     from jobs.sinks import FeatureSchemaError
     from jobs.sql_catalog import SqlFileError
 
     try:
         return COMMANDS[args.command](args)
-    except (ConfigError, PackageError, PlanError, DeployError, AthenaError, SqlFileError, FeatureSchemaError) as error:
+    except (ConfigError, PackageError, PlanError, DeployError, AthenaError, SqlFileError, FeatureSchemaError,
+            ReplayError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except ClientError as error:  # a look-up the commands do not translate (permissions, throttling)

@@ -22,6 +22,7 @@ from typing import Any, Callable
 
 from deploy.managed_flink import DEPLOY_GROUP, JAR_FILE, PY_FILES, PYTHON_ENTRY, RUN_OPTIONS_GROUP
 from jobs import config as job_config
+from jobs import replay
 from jobs.config import Config, ConfigError, PropertyGroups
 
 log = logging.getLogger(__name__)
@@ -227,6 +228,10 @@ def runtime_property_groups(groups: PropertyGroups, origin: str) -> tuple[dict[s
             continue
         if group_id == RUN_OPTIONS_GROUP:
             problems.append(f"property group '{group_id}': set by deploy from the package layout; remove it")
+            continue
+        if group_id == replay.GROUP:
+            problems.append(f"property group '{group_id}': set by deploy (the plan it runs, an upgrade's cut-over); "
+                            "remove it")
             continue
         if group_id not in job_config.KNOWN_GROUPS:
             log.warning("%s: property group '%s' is not read by the job; it is sent anyway", origin, group_id)

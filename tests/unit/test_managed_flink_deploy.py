@@ -2,20 +2,26 @@
 (exact requests), S3 and CloudWatch Logs through moto. Create vs update, version ids, the
 property mapping, and clear errors for a missing role or bucket."""
 
+import dataclasses
 import io
 import json
 import zipfile
+from datetime import datetime
 from pathlib import Path
 
 import pytest
-from botocore.stub import Stubber
+from botocore.stub import ANY, Stubber
 from moto import mock_aws
 
 from deploy.managed_flink import __main__ as cli
-from deploy.managed_flink import aws, plan, settings
+from deploy.managed_flink import aws, plan, settings, upgrade
 from deploy.managed_flink.aws import DeployError
 from deploy.managed_flink.package import Artifact, artifact_of
 from deploy.managed_flink.plan import PlanError
+from jobs import feature_job, replay
+from jobs import upgrade as job_upgrade
+from jobs.replay import Cut
+from jobs.plan_fingerprint import Fingerprint
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "deploy" / "config" / "aws.example.json"
@@ -33,6 +39,16 @@ def artifact(tmp_path):
                      "sql/features/f.sql"):
             archive.writestr(name, name)
     return artifact_of(path)
+
+
+# The plan fingerprint deploy computes (a JVM translation; tests/sql/test_plan_fingerprint.py covers it).
+FINGERPRINT = Fingerprint((("a1", "Deduplicate(keep=[FirstRow], key=[txid], order=[PROCTIME])"),),
+                          {"user_activity_1h": "d1", "user_activity_5m": "d5"})
+
+
+@pytest.fixture(autouse=True)
+def fixed_fingerprint(monkeypatch):
+    monkeypatch.setattr(feature_job, "fingerprint_of", lambda config, sql_dir: FINGERPRINT)
 
 
 @pytest.fixture
@@ -330,7 +346,9 @@ def test_dry_run_without_credentials_prints_the_create_path(monkeypatch, tmp_pat
         ("s3", "PutObject"), ("logs", "CreateLogGroup"), ("logs", "PutRetentionPolicy"), ("logs", "CreateLogStream"),
         ("kinesisanalyticsv2", "CreateApplication")]
     create = printed["requests"][-1]["request"]
-    assert create == plan.create_call(settings.load(EXAMPLE), artifact).params
+    shipped = settings.load(EXAMPLE)
+    shipped = dataclasses.replace(shipped, runtime_properties=upgrade.properties_with(shipped, FINGERPRINT.summary()))
+    assert create == plan.create_call(shipped, artifact).params  # with the plan it runs recorded
 
 
 def test_dry_run_with_credentials_only_looks(monkeypatch, conf, artifact, aws_env, capsys):
@@ -368,3 +386,109 @@ def test_printed_plan_is_json_with_a_body_placeholder(conf, artifact):
     put = json.loads(out.getvalue())["requests"][0]["request"]
     assert put["Body"] == f"<contents of {artifact.path}>"
     assert put["ChecksumSHA256"] and put["Metadata"] == {"sha256": artifact.sha256}
+
+
+# --- the plan fingerprint: snapshot path or replay upgrade ----------------------------------------
+
+OLD_PLAN = Fingerprint((("b2", "Deduplicate(keep=[FirstRow], key=[txid], order=[PROCTIME])"),),
+                       {"user_activity_1h": "d1", "user_activity_5m": "d0"})  # 5m edited since
+CUT = Cut(FINGERPRINT.digest, datetime(2026, 12, 1, 9, 0),
+          {"user_activity_1h": {"postgres": datetime(2026, 12, 1, 10, 0), "parquet": datetime(2026, 12, 1, 10, 0)},
+           "user_activity_5m": {"postgres": datetime(2026, 12, 1, 10, 41), "parquet": datetime(2026, 12, 1, 10, 40)}})
+
+
+def running_with(plan_record, status="RUNNING", version=7):
+    found = detail(version=version, status=status)
+    groups = found["ApplicationConfigurationDescription"]["EnvironmentPropertyDescriptions"]["PropertyGroupDescriptions"]
+    groups.append({"PropertyGroupId": "replay", "PropertyMap": dict(plan_record)})
+    return found
+
+
+def test_unchanged_plan_updates_with_the_snapshot_restore(monkeypatch, conf, artifact, aws_env, capsys):
+    clients, flink, iam = aws_env
+    make_bucket(clients)
+    role_exists(iam)
+    flink.add_response("describe_application", {"ApplicationDetail": running_with(FINGERPRINT.summary())},
+                       {"ApplicationName": "feature-pipeline"})
+    monkeypatch.setattr(aws, "make_clients", lambda region: clients)
+    assert cli.main(["deploy", "--config", str(EXAMPLE), "--dry-run", "--zip", str(artifact.path)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    update = printed["requests"][-1]
+    assert update["operation"] == "UpdateApplication" and "RunConfigurationUpdate" not in update["request"]
+    assert "EnvironmentPropertyUpdates" not in update["request"]["ApplicationConfigurationUpdate"]  # only the code
+    assert "the snapshot restores" in printed["notes"][0]
+
+
+def _replay_stubs(flink, version=7):
+    """Stop, the wait until READY, the update without restore, the start without snapshot."""
+    flink.add_response("stop_application", {}, {"ApplicationName": "feature-pipeline", "Force": False})
+    ready = running_with(OLD_PLAN.summary(), status="READY", version=version + 1)
+    flink.add_response("describe_application", {"ApplicationDetail": ready}, {"ApplicationName": "feature-pipeline"})
+    flink.add_response("update_application", {"ApplicationDetail": {**ready, "ApplicationVersionId": version + 2}}, {
+        "ApplicationName": "feature-pipeline", "CurrentApplicationVersionId": version + 1,
+        "ApplicationConfigurationUpdate": ANY,
+        "RunConfigurationUpdate": {"ApplicationRestoreConfiguration": {"ApplicationRestoreType": "SKIP_RESTORE_FROM_SNAPSHOT"}}})
+    flink.add_response("start_application", {}, {
+        "ApplicationName": "feature-pipeline",
+        "RunConfiguration": {"FlinkRunConfiguration": {"AllowNonRestoredState": False},
+                             "ApplicationRestoreConfiguration": {"ApplicationRestoreType": "SKIP_RESTORE_FROM_SNAPSHOT"}}})
+
+
+def test_changed_plan_stops_updates_without_restore_and_starts(monkeypatch, conf, artifact, aws_env, capsys):
+    clients, flink, iam = aws_env
+    make_bucket(clients)
+    make_logs(clients, conf)
+    role_exists(iam)
+    flink.add_response("describe_application", {"ApplicationDetail": running_with(OLD_PLAN.summary())},
+                       {"ApplicationName": "feature-pipeline"})
+    _replay_stubs(flink)
+    prepared = []
+    monkeypatch.setattr(job_upgrade, "prepare", lambda config, sql_dir, groups, new, trim: prepared.append(trim) or CUT)
+    monkeypatch.setattr(aws, "make_clients", lambda region: clients)
+    assert cli.main(["deploy", "--config", str(EXAMPLE), "--zip", str(artifact.path)]) == 0
+    assert prepared == [False, True]  # checked before the stop; final (and Parquet trimmed) after it
+    assert "replay upgrade" in capsys.readouterr().out
+
+
+def test_changed_plan_update_carries_the_cut_over(conf, artifact):
+    shipped = dataclasses.replace(conf, runtime_properties=upgrade.properties_with(conf, upgrade.replay_record(FINGERPRINT, CUT)))
+    update = plan.deploy_plan(shipped, artifact, plan.Existing(True, True, True, running_with(OLD_PLAN.summary(), "READY")))
+    groups = update.calls[-1].params["ApplicationConfigurationUpdate"]["EnvironmentPropertyUpdates"]["PropertyGroups"]
+    replay_group = next(g["PropertyMap"] for g in groups if g["PropertyGroupId"] == "replay")
+    assert replay_group["start.timestamp"] == "2026-12-01T09:00:00Z"
+    assert replay_group["until.user_activity_5m.parquet"] == "2026-12-01T10:40:00Z"
+    assert replay_group["operators"] == FINGERPRINT.operators_digest
+
+
+def test_dry_run_of_a_changed_plan_shows_stop_update_start(monkeypatch, conf, artifact, aws_env, capsys):
+    clients, flink, iam = aws_env
+    make_bucket(clients)
+    role_exists(iam)
+    flink.add_response("describe_application", {"ApplicationDetail": running_with(OLD_PLAN.summary())},
+                       {"ApplicationName": "feature-pipeline"})
+    monkeypatch.setattr(job_upgrade, "prepare", lambda config, sql_dir, groups, new, trim: CUT)
+    monkeypatch.setattr(aws, "make_clients", lambda region: clients)
+    assert cli.main(["deploy", "--config", str(EXAMPLE), "--dry-run", "--zip", str(artifact.path)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    flink_ops = [r["operation"] for r in printed["requests"] if r["service"] == "kinesisanalyticsv2"]
+    assert flink_ops == ["StopApplication", "UpdateApplication", "StartApplication"]
+    assert printed["requests"][-2]["request"]["RunConfigurationUpdate"] == {
+        "ApplicationRestoreConfiguration": {"ApplicationRestoreType": "SKIP_RESTORE_FROM_SNAPSHOT"}}
+    assert printed["notes"][0].startswith("edited user_activity_5m; 1 stateful operator(s) get new IDs or state")
+    assert not any("restarts it from a snapshot" in note for note in printed["notes"])
+
+
+def test_a_replay_the_stream_cannot_serve_is_refused_before_anything_stops(monkeypatch, conf, artifact, aws_env, capsys):
+    clients, flink, iam = aws_env
+    make_bucket(clients)
+    role_exists(iam)
+    flink.add_response("describe_application", {"ApplicationDetail": running_with(OLD_PLAN.summary())},
+                       {"ApplicationName": "feature-pipeline"})
+
+    def too_short(config, sql_dir, groups, new, trim):
+        replay.check_retention(datetime(2026, 11, 30, 9, 0), 24, "user-events", now=datetime(2026, 12, 1, 10, 0))
+
+    monkeypatch.setattr(job_upgrade, "prepare", too_short)
+    monkeypatch.setattr(aws, "make_clients", lambda region: clients)
+    assert cli.main(["deploy", "--config", str(EXAMPLE), "--zip", str(artifact.path)]) == 2
+    assert "RetentionPeriodHours" in capsys.readouterr().err  # and no StopApplication: none was stubbed

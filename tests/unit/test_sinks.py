@@ -43,7 +43,14 @@ def test_jdbc_sink_upserts_on_the_key():
     assert "PRIMARY KEY (`user_id`, `window_end`, `window_start`) NOT ENFORCED" in ddl
     assert "'password' = 'pw''d'" in ddl
     assert "'sink.buffer-flush.interval' = '1000 ms'" in ddl
-    assert insert == "INSERT INTO `f__rds` SELECT * FROM `f`"
+    assert insert == "INSERT INTO `f__rds` SELECT * FROM `f` WHERE window_end > TIMESTAMP '1970-01-01 00:00:00'"
+
+
+def test_a_replay_cut_over_writes_only_later_windows():
+    from datetime import datetime
+
+    _, insert = jdbc_sink(schema(Column("n", "BIGINT", False)), CONFIG, "pw", after=datetime(2026, 12, 1, 10, 5))
+    assert insert.endswith("WHERE window_end > TIMESTAMP '2026-12-01 10:05:00'")
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,193 @@
+"""Ship a changed SQL tree to a job that has run before: restore when safe, else replay (jobs/replay.py).
+
+What each sink already holds comes from the progress markers: PostgreSQL feature_progress and the
+committed Parquet markers under <output.path>/_progress/. Parquet files commit on checkpoints, and
+with parallel window operators a checkpoint can commit some of a window's rows before its marker;
+``trim_parquet`` removes committed rows of windows past the newest committed marker, so that the
+new version writes each of those windows once, whole.
+
+Locally the fingerprint and cut-over of the last run live in a state file next to the checkpoints
+(``<job.checkpoint.dir>/pipeline.json``); on Managed Flink, deploy keeps them in the runtime
+properties (property group ``replay``).
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import os
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Iterable
+from urllib.parse import urlparse
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from jobs import replay
+from jobs.config import Config
+from jobs.feature_specs import load_specs
+from jobs.plan_fingerprint import Fingerprint
+from jobs.sinks import PROGRESS_TABLE
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "pipeline.json"
+
+
+@dataclass(frozen=True)
+class LocalState:
+    fingerprint: Fingerprint
+    cut: replay.Cut
+
+
+def state_path(config: Config) -> Path | None:
+    root = config.checkpoint_uri()
+    return Path(urlparse(root).path) / STATE_FILE if root and root.startswith("file:") else None
+
+
+def read_state(config: Config) -> LocalState | None:
+    path = state_path(config)
+    if path is None or not path.is_file():
+        return None
+    data = json.loads(path.read_text())
+    return LocalState(Fingerprint.from_json(data["fingerprint"]), replay.Cut.from_properties(data["replay"]))
+
+
+def write_state(config: Config, state: LocalState) -> None:
+    path = state_path(config)
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {"fingerprint": state.fingerprint.to_json(), "replay": state.cut.to_properties()}
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(data, indent=2))
+    temporary.replace(path)
+
+
+def hold_lock(config: Config) -> None:
+    """One job per checkpoint folder: a second one would resume or replay under the first's feet.
+    The lock is this process's pid in the folder; a lock of a process that is gone is taken over."""
+    path = state_path(config)
+    if path is None:
+        return
+    lock = path.with_name("job.pid")
+    if lock.is_file():
+        pid = int(lock.read_text().strip() or 0)
+        if pid and pid != os.getpid() and Path(f"/proc/{pid}").exists():
+            raise replay.ReplayError(f"another job (pid {pid}) runs on job.checkpoint.dir {path.parent}; stop it "
+                                     "first (`make demo-stop`, or Ctrl-C in its terminal)")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    lock.write_text(str(os.getpid()))
+    atexit.register(lambda: lock.unlink(missing_ok=True) if lock.read_text().strip() == str(os.getpid()) else None)
+
+
+def postgres_until(connection, groups: Iterable[str]) -> dict[str, datetime]:
+    """The newest marker per group in PostgreSQL (groups without one are absent)."""
+    rows = connection.execute(f"SELECT feature_group, max(window_end) FROM {PROGRESS_TABLE} "
+                              "WHERE feature_group = ANY(%s) GROUP BY feature_group", (list(groups),)).fetchall()
+    return {group: end for group, end in rows}
+
+
+def _committed_files(filesystem: pafs.FileSystem, folder: str) -> list[str]:
+    """Committed Parquet files under ``folder`` (in-progress files start with '.', markers with '_')."""
+    if filesystem.get_file_info(folder).type == pafs.FileType.NotFound:
+        return []
+    selector = pafs.FileSelector(folder, recursive=True)
+    return sorted(info.path for info in filesystem.get_file_info(selector)
+                  if info.type == pafs.FileType.File and not info.base_name.startswith((".", "_")))
+
+
+def parquet_until(filesystem: pafs.FileSystem, root: str, groups: Iterable[str]) -> dict[str, datetime]:
+    """The newest committed marker per group in the Parquet copy (groups without one are absent)."""
+    found = {}
+    for group in groups:
+        ends = [pc.max(pq.read_table(path, columns=["window_end"], filesystem=filesystem)["window_end"]).as_py()
+                for path in _committed_files(filesystem, f"{root}/_progress/{group}")]
+        ends = [end for end in ends if end is not None]
+        if ends:
+            found[group] = max(ends).replace(tzinfo=None)
+    return found
+
+
+_HOUR_PARTITION = re.compile(r"/dt=(\d{8})/hr=(\d{2})/")
+
+
+def trim_parquet(filesystem: pafs.FileSystem, root: str, group: str, until: datetime, first_start: datetime) -> int:
+    """Drop committed rows of ``group`` whose window ends after ``until``; returns rows removed.
+    Such windows start at or after ``first_start``: earlier hour partitions are left unread."""
+    removed = 0
+    for path in _committed_files(filesystem, f"{root}/{group}"):
+        partition = _HOUR_PARTITION.search(path)
+        if partition and datetime.strptime("".join(partition.groups()), "%Y%m%d%H") + timedelta(hours=1) <= first_start:
+            continue
+        with filesystem.open_input_file(path) as source:
+            table = pq.ParquetFile(source).read()  # the file alone: no partition columns added
+        keep = pc.less_equal(pc.cast(table["window_end"], "timestamp[ms]"), pc.scalar(until, type=pa.timestamp("ms")))
+        kept = table.filter(keep)
+        if kept.num_rows == table.num_rows:
+            continue
+        removed += table.num_rows - kept.num_rows
+        if kept.num_rows:
+            pq.write_table(kept, path, filesystem=filesystem, coerce_timestamps="ms")
+        else:
+            filesystem.delete_file(path)
+    return removed
+
+
+def stream_retention_hours(config: Config) -> int:
+    import boto3  # the local job needs it only here; Managed Flink's deploy checks retention itself
+
+    endpoint = config.get("source", "aws.endpoint")
+    client = boto3.client("kinesis", region_name=config.get("source", "aws.region"), endpoint_url=endpoint or None)
+    summary = client.describe_stream_summary(StreamName=config.get("source", "stream.name"))
+    return int(summary["StreamDescriptionSummary"]["RetentionPeriodHours"])
+
+
+def windows_of(config: Config, sql_dir: Path) -> dict[str, replay.Window]:
+    return {name: replay.Window(spec.slide, spec.size) for name, spec in load_specs(sql_dir, config).items()}
+
+
+def prepare(config: Config, sql_dir: Path, old_groups: Iterable[str], new: Fingerprint, *, trim: bool) -> replay.Cut:
+    """The cut-over for ``new`` after a version that ran ``old_groups``, from what each sink holds;
+    checks the stream keeps records from its start. ``trim``: the old version has stopped, so Parquet
+    rows committed past their group's marker can go (they are rewritten whole)."""
+    import psycopg
+
+    from jobs import rds, secrets
+    from jobs.training import filesystem_and_path
+
+    windows = windows_of(config, sql_dir)
+    groups = sorted(set(old_groups) & set(windows))
+    connection = rds.connection_kwargs(config, secrets.jdbc_password(config))
+    try:
+        with psycopg.connect(**connection, connect_timeout=10) as db:
+            in_postgres = postgres_until(db, groups)
+    except psycopg.Error as error:
+        raise replay.ReplayError(f"cannot read the progress markers in PostgreSQL at {connection['host']}:"
+                                 f"{connection['port']}/{connection['dbname']} (property group 'rds'), which the "
+                                 f"upgrade needs: {str(error).strip()}") from None
+    filesystem, root = filesystem_and_path(config.get("output", "path"), config, None)
+    in_parquet = parquet_until(filesystem, root, groups)
+    existing = {group: {"postgres": in_postgres.get(group), "parquet": in_parquet.get(group)} for group in groups}
+    skew = timedelta(seconds=config.get_int("events", "future.skew.seconds"))
+    cut = replay.plan(new.digest, windows, existing, datetime.now(timezone.utc).replace(tzinfo=None), skew)
+    replay.check_retention(cut.start, stream_retention_hours(config), config.get("source", "stream.name"))
+    for group in groups if trim else ():
+        until = cut.writes_after(group, "parquet")
+        removed = trim_parquet(filesystem, root, group, until, until + windows[group].slide - windows[group].size)
+        if removed:
+            log.info("%s: removed %d committed Parquet row(s) of windows after %s (their marker was not committed; "
+                     "the new version writes those windows whole)", group, removed, until)
+    return cut
+
+
+def describe(cut: replay.Cut) -> str:
+    parts = [f"{group} after {sinks['postgres']:%H:%M} (PostgreSQL) / {sinks['parquet']:%H:%M} (Parquet)"
+             for group, sinks in sorted(cut.until.items())]
+    return f"reading the stream again from {cut.start:%Y-%m-%dT%H:%M:%SZ}; writing {', '.join(parts)}"
