@@ -128,7 +128,7 @@ def trim_parquet(filesystem: pafs.FileSystem, root: str, group: str, until: date
             continue
         with filesystem.open_input_file(path) as source:
             table = pq.ParquetFile(source).read()  # the file alone: no partition columns added
-        keep = pc.less_equal(pc.cast(table["window_end"], "timestamp[ms]"), pc.scalar(until, type=pa.timestamp("ms")))
+        keep = pc.less_equal(pc.cast(table["window_end"], "timestamp[ms]"), pa.scalar(until, type=pa.timestamp("ms")))
         kept = table.filter(keep)
         if kept.num_rows == table.num_rows:
             continue
