@@ -150,7 +150,7 @@ def test_both_reads_serve_the_string_values(run):
 
 
 def test_the_reads_refuse_a_group_keyed_by_more_than_the_user(run):
-    with pytest.raises(FeatureReadError, match=rf"{BY_TYPE}.sql:2: feature '{BY_TYPE}' has more than one row per user "
+    with pytest.raises(FeatureReadError, match=rf"{BY_TYPE}.sql:1: feature '{BY_TYPE}' has more than one row per user "
                                                r"and window \(key columns kind\)"):
         run["online"].get_features(["u-1"], groups=[BY_TYPE])
     with pytest.raises(TrainingSetError, match=r"more than one row per user and window \(key columns kind\)"):

@@ -8,7 +8,7 @@ from tests.unit.test_sql_catalog import ROOT
 SCHEMA = check_schema("f", "f.sql:1", [
     Column("user_id", "STRING", True), Column("window_start", "TIMESTAMP(3)", False),
     Column("window_end", "TIMESTAMP(3)", False), Column("n", "BIGINT", False), Column("s", "DOUBLE", True),
-])
+], ("user_id", "window_end", "window_start"))
 KEY = {
     "user_id": ExistingColumn("user_id", "text", True),
     "window_start": ExistingColumn("window_start", "timestamp without time zone", True),
