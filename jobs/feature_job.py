@@ -23,7 +23,7 @@ from typing import Sequence
 from jobs import config as job_config
 from jobs import counters, environment, pipeline, rds, secrets
 from jobs.config import Config, ConfigError
-from jobs.sinks import FeatureSchemaError
+from jobs.sinks import FeatureSchema, FeatureSchemaError
 from jobs.sql_catalog import SqlFileError, load_catalog
 
 log = logging.getLogger("jobs.feature_job")
@@ -92,7 +92,9 @@ def run(args: argparse.Namespace, config: Config) -> int:
         restore_from = environment.latest_checkpoint(config)
         if restore_from:
             log.info("resuming from checkpoint %s (start over with --fresh)", restore_from)
-    built = _streaming_pipeline(args, config, secrets.jdbc_password(config), restore_from)
+    password = secrets.jdbc_password(config)
+    built = _streaming_pipeline(args, config, password, restore_from)
+    _check_tables(args, config, built.features, password)
     result = built.statement_set.execute()
     if not _managed(args):
         job_id = str(result.get_job_client().get_job_id())
@@ -105,22 +107,40 @@ def run(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
-def migrate(args: argparse.Namespace, config: Config) -> int:
-    import psycopg  # only this command talks to PostgreSQL from Python
+def _in_the_cloud(args: argparse.Namespace, config: Config) -> bool:
+    """Managed Flink, or a config with AWS endpoints: its database is production's."""
+    endpoints = (config.get("source", "aws.endpoint"), config.get("output", "s3.endpoint"))
+    return _managed(args) or any(job_config.is_aws_endpoint(url) for url in endpoints)
 
+
+def _check_tables(args: argparse.Namespace, config: Config, schemas: list[FeatureSchema], password: str) -> None:
+    """Before the job is submitted, the PostgreSQL tables must be what the feature SQL needs: a
+    missing one would fail every flush and restart the job forever. Locally they are created (the
+    migration `migrate` runs); in the cloud, changing production tables is left to an explicit
+    `migrate`. Changes migrate refuses stop both."""
+    create = not _in_the_cloud(args, config)
+    try:
+        with rds.jdbc_connection(config, password) as connection:
+            changes = rds.migrate(connection, schemas, dry_run=not create)
+    except rds.DatabaseUnavailable as error:
+        log.warning("%s; tables not checked: the job starts and its PostgreSQL sinks retry", error)
+        return
+    if changes and create:
+        log.info("created in PostgreSQL (as `migrate` would): %s", rds.missing(changes))
+    elif changes:
+        raise rds.MigrationError(f"PostgreSQL at {rds.database_name(config)} lacks {rds.missing(changes)}: "
+                                 "run `python -m jobs.feature_job migrate --config FILE` first")
+
+
+def migrate(args: argparse.Namespace, config: Config) -> int:
     t_env = environment.create(config, managed=False, streaming_source=True)
     schemas = pipeline.register_features(t_env, load_catalog(args.sql_dir, "kinesis", config))
-    connection_kwargs = rds.connection_kwargs(config, secrets.jdbc_password(config))
-    try:
-        with psycopg.connect(**connection_kwargs, connect_timeout=10) as connection:
-            statements = rds.migrate(connection, schemas, args.dry_run)
-    except psycopg.OperationalError as error:
-        where = f"{connection_kwargs['host']}:{connection_kwargs['port']}/{connection_kwargs['dbname']}"
-        raise rds.MigrationError(f"cannot connect to PostgreSQL at {where} (property group 'rds'): {error}".strip()) from None
-    for statement in statements:
-        print(statement + ";")
+    with rds.jdbc_connection(config, secrets.jdbc_password(config)) as connection:
+        changes = rds.migrate(connection, schemas, args.dry_run)
+    for change in changes:
+        print(change.statement + ";")
     verb = "would run" if args.dry_run else "ran"
-    print(f"-- {verb} {len(statements)} statement(s) for {len(schemas)} feature table(s)")
+    print(f"-- {verb} {len(changes)} statement(s) for {len(schemas)} feature table(s)")
     return 0
 
 

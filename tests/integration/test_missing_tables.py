@@ -40,6 +40,11 @@ def _rows(settings, table: str) -> list[dict]:
     return postgres_rows(settings, table) if table in _tables(settings) else []
 
 
+def _error_lines(captured: str) -> list[str]:
+    """What the user reads on stderr (the job's log lines may be there too, with their timestamps)."""
+    return [line for line in captured.splitlines() if line.startswith("error:")]
+
+
 def _as_aws(config: Path) -> Path:
     """The same config with AWS's own endpoints (as deploy/config/aws.example.json), PostgreSQL still local."""
     groups = json.loads(config.read_text())
@@ -96,8 +101,9 @@ def test_in_the_cloud_a_missing_table_stops_the_start_with_one_line(tmp_path, ca
     with psycopg.connect(**settings.postgres.conninfo(), autocommit=True) as connection:
         connection.execute("CREATE TABLE bystander (n int)")  # unrelated tables do not matter
     assert feature_job.main(["run", "--config", str(_as_aws(config))]) == 2
-    error = capsys.readouterr().err.strip()
-    assert "\n" not in error, error
+    errors = _error_lines(capsys.readouterr().err)
+    assert len(errors) == 1, errors
+    error = errors[0]
     assert error.startswith("error: PostgreSQL at 127.0.0.1:")
     assert all(f"table {name}" in error for name in (*FEATURE_TABLES, "feature_progress")), error
     assert f"`{MIGRATE}`" in error
@@ -116,9 +122,8 @@ def test_an_unsafe_difference_is_refused_with_the_migration_message(tmp_path, ca
         connection.execute("DROP TABLE feature_progress")
     capsys.readouterr()
     assert feature_job.main(["run", "--config", str(config if where == "local" else _as_aws(config))]) == 2
-    error = capsys.readouterr().err.strip()
-    assert error == ("error: table user_activity_5m column event_count: integer in PostgreSQL, bigint in the feature "
-                     "SQL; change it by hand (ALTER TABLE user_activity_5m ALTER COLUMN event_count TYPE bigint) "
-                     "or use a new column name")
+    assert _error_lines(capsys.readouterr().err) == [
+        "error: table user_activity_5m column event_count: integer in PostgreSQL, bigint in the feature SQL; change it "
+        "by hand (ALTER TABLE user_activity_5m ALTER COLUMN event_count TYPE bigint) or use a new column name"]
     assert not submitted
     assert "feature_progress" not in _tables(settings)  # refused before anything changed

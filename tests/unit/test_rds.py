@@ -1,7 +1,7 @@
 import pytest
 
 from jobs.config import load
-from jobs.rds import ExistingColumn, MigrationError, connection_kwargs, plan_migration
+from jobs.rds import Change, ExistingColumn, MigrationError, connection_kwargs, missing, plan_migration
 from jobs.sinks import Column, check_schema
 from tests.unit.test_sql_catalog import ROOT
 
@@ -17,11 +17,10 @@ KEY = {
 
 
 def test_absent_table_is_created():
-    assert plan_migration(SCHEMA, {}) == [
+    assert plan_migration(SCHEMA, {}) == [Change("table f",
         "CREATE TABLE IF NOT EXISTS f (\n  user_id text NOT NULL,\n  window_start timestamp(3) NOT NULL,\n"
         "  window_end timestamp(3) NOT NULL,\n  n bigint NOT NULL,\n  s double precision,\n"
-        "  PRIMARY KEY (user_id, window_end, window_start)\n)"
-    ]
+        "  PRIMARY KEY (user_id, window_end, window_start)\n)")]
 
 
 def test_up_to_date_table_needs_nothing():
@@ -31,7 +30,7 @@ def test_up_to_date_table_needs_nothing():
 
 def test_new_feature_column_is_added():
     existing = {**KEY, "n": ExistingColumn("n", "bigint", False)}
-    assert plan_migration(SCHEMA, existing) == ["ALTER TABLE f ADD COLUMN s double precision"]
+    assert plan_migration(SCHEMA, existing) == [Change("column f.s", "ALTER TABLE f ADD COLUMN s double precision")]
 
 
 def test_changed_type_is_refused_with_instructions():
@@ -51,3 +50,8 @@ def test_connection_from_jdbc_url():
         {"rds": {"jdbc.url": "jdbc:postgresql://db.internal:6543/feat?sslmode=require&foo=1"}})
     assert connection_kwargs(config, "pw") == {"host": "db.internal", "port": "6543", "dbname": "feat",
                                                "user": "features", "password": "pw", "sslmode": "require"}
+
+
+def test_missing_names_each_table_once():
+    changes = [Change("table a", "CREATE TABLE a"), Change("table a", "CREATE INDEX a_idx"), Change("column b.c", "ALTER")]
+    assert missing(changes) == "table a, column b.c"
