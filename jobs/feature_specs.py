@@ -24,7 +24,6 @@ from datetime import timedelta
 from pathlib import Path
 
 from jobs.config import Config
-from jobs.sinks import REQUIRED_COLUMNS
 from jobs.sql_catalog import (Feature, SqlFileError, Statement, load_features, parenthesized, strip_comments,
                               top_level_code)
 
@@ -70,7 +69,7 @@ def spec_of(feature: Feature) -> FeatureSpec:
     key = key_of(statement)
     neutral = {}
     for alias, expression in _select_items(statement.text, statement.path, statement.first_line):
-        if alias not in key and alias not in REQUIRED_COLUMNS:
+        if alias not in key:
             neutral[alias] = _neutral_value(expression, statement.path)
     return FeatureSpec(feature.name, statement.where(), window, slide, size, key, neutral)
 
