@@ -26,7 +26,7 @@ from typing import Sequence
 from jobs import config as job_config
 from jobs import counters, environment, pipeline, plan_fingerprint, rds, replay, secrets, upgrade
 from jobs.config import Config, ConfigError
-from jobs.sinks import FeatureSchemaError
+from jobs.sinks import FeatureSchema, FeatureSchemaError
 from jobs.sql_catalog import SqlFileError, load_catalog
 
 log = logging.getLogger("jobs.feature_job")
@@ -106,9 +106,11 @@ def fingerprint(args: argparse.Namespace, config: Config) -> int:
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
-    if _managed(args):  # Managed Flink restores its snapshot (or not) itself; deploy set the cut-over
-        return _execute(args, _streaming_pipeline(args, config, secrets.jdbc_password(config)))
     password = secrets.jdbc_password(config)
+    if _managed(args):  # Managed Flink restores its snapshot (or not) itself; deploy set the cut-over
+        built = _streaming_pipeline(args, config, password)
+        _check_tables(args, config, built.features, password)
+        return _execute(args, built)
     if not args.dry_run:
         upgrade.hold_lock(config)
     start = _local_start(args, config, password)
@@ -144,6 +146,8 @@ def _local_start(args: argparse.Namespace, config: Config, password: str) -> _St
     state = upgrade.read_state(config)
     cut = state.cut if state and not args.fresh else replay.Cut("", None)
     built = _streaming_pipeline(args, config.with_cut(cut), password)
+    if not args.dry_run:
+        _check_tables(args, config, built.features, password)
     new = built.fingerprint()
     latest = None if args.fresh else environment.latest_checkpoint(config)
     if latest is None:
@@ -176,22 +180,40 @@ def _execute(args: argparse.Namespace, built: pipeline.Pipeline) -> int:
     return 0
 
 
-def migrate(args: argparse.Namespace, config: Config) -> int:
-    import psycopg  # only this command talks to PostgreSQL from Python
+def _in_the_cloud(args: argparse.Namespace, config: Config) -> bool:
+    """Managed Flink, or a config with AWS endpoints: its database is production's."""
+    endpoints = (config.get("source", "aws.endpoint"), config.get("output", "s3.endpoint"))
+    return _managed(args) or any(job_config.is_aws_endpoint(url) for url in endpoints)
 
+
+def _check_tables(args: argparse.Namespace, config: Config, schemas: list[FeatureSchema], password: str) -> None:
+    """Before the job is submitted, the PostgreSQL tables must be what the feature SQL needs: a
+    missing one would fail every flush and restart the job forever. Locally they are created (the
+    migration `migrate` runs); in the cloud, changing production tables is left to an explicit
+    `migrate`. Changes migrate refuses stop both."""
+    create = not _in_the_cloud(args, config)
+    try:
+        with rds.jdbc_connection(config, password) as connection:
+            changes = rds.migrate(connection, schemas, dry_run=not create)
+    except rds.DatabaseUnavailable as error:
+        log.warning("%s; tables not checked: the job starts and its PostgreSQL sinks retry", error)
+        return
+    if changes and create:
+        log.info("created in PostgreSQL (as `migrate` would): %s", rds.missing(changes))
+    elif changes:
+        raise rds.MigrationError(f"PostgreSQL at {rds.database_name(config)} lacks {rds.missing(changes)}: "
+                                 "run `python -m jobs.feature_job migrate --config FILE` first")
+
+
+def migrate(args: argparse.Namespace, config: Config) -> int:
     t_env = environment.create(config, managed=False, streaming_source=True)
     schemas = pipeline.register_features(t_env, load_catalog(args.sql_dir, "kinesis", config))
-    connection_kwargs = rds.connection_kwargs(config, secrets.jdbc_password(config))
-    try:
-        with psycopg.connect(**connection_kwargs, connect_timeout=10) as connection:
-            statements = rds.migrate(connection, schemas, args.dry_run)
-    except psycopg.OperationalError as error:
-        where = f"{connection_kwargs['host']}:{connection_kwargs['port']}/{connection_kwargs['dbname']}"
-        raise rds.MigrationError(f"cannot connect to PostgreSQL at {where} (property group 'rds'): {error}".strip()) from None
-    for statement in statements:
-        print(statement + ";")
+    with rds.jdbc_connection(config, secrets.jdbc_password(config)) as connection:
+        changes = rds.migrate(connection, schemas, args.dry_run)
+    for change in changes:
+        print(change.statement + ";")
     verb = "would run" if args.dry_run else "ran"
-    print(f"-- {verb} {len(statements)} statement(s) for {len(schemas)} feature table(s)")
+    print(f"-- {verb} {len(changes)} statement(s) for {len(schemas)} feature table(s)")
     return 0
 
 

@@ -1,5 +1,11 @@
-"""What the reads need to know about each feature group, read from its SQL file (no JVM needed).
+"""What the sinks and the reads need to know about each feature group, read from its SQL file (no
+JVM needed).
 
+- The key: user_id, window_end, window_start, then every other expression of the outermost
+  GROUP BY, by the name the SELECT outputs it under (``event_type AS kind`` grouped by event_type
+  gives kind). The PostgreSQL table upserts on it; any other column is a value, whatever its type
+  (MAX(event_type) is a text value). A grouped expression the SELECT does not output is refused:
+  rows differing only in it would overwrite each other.
 - The window: TUMBLE or HOP, its slide and size. Window ends fall on multiples of the slide since
   the epoch (UTC), so "the latest window at time t" is t rounded down to the slide.
 - Each feature column's NEUTRAL value: what the column means for a user with no events in a
@@ -18,13 +24,17 @@ from datetime import timedelta
 from pathlib import Path
 
 from jobs.config import Config
-from jobs.sinks import REQUIRED_COLUMNS
-from jobs.sql_catalog import Feature, SqlFileError, load_features, parenthesized, strip_comments, top_level_code
+from jobs.sql_catalog import (Feature, SqlFileError, Statement, load_features, parenthesized, strip_comments,
+                              top_level_code)
 
 _WINDOW_CALL = re.compile(r"\b(TUMBLE|HOP|CUMULATE|SESSION)\s*\(", re.IGNORECASE)
 _INTERVAL = re.compile(r"(?is)^INTERVAL\s+'(\d+)'\s+(SECOND|MINUTE|HOUR|DAY)S?$")
 _UNITS = {"SECOND": 1, "MINUTE": 60, "HOUR": 3600, "DAY": 86400}
 _NUMBER = re.compile(r"^[+-]?\d+(\.\d*)?([eE][+-]?\d+)?$")
+_GROUP_BY = re.compile(r"(?i)\bGROUP\s+BY\b")
+_AFTER_GROUP_BY = re.compile(r"(?i)\b(HAVING|WINDOW|QUALIFY|ORDER\s+BY|LIMIT|OFFSET|FETCH|UNION|INTERSECT|EXCEPT|MINUS)\b")
+_TOKEN = re.compile(r"'(?:[^']|'')*'|`(?:[^`]|``)*`|\d+(?:\.\d*)?(?:[eE][+-]?\d+)?|[A-Za-z_]\w*|\S")
+BASE_KEY = ("user_id", "window_end", "window_start")
 
 
 @dataclass(frozen=True)
@@ -34,11 +44,18 @@ class FeatureSpec:
     window: str                      # TUMBLE or HOP
     slide: timedelta                 # distance between consecutive window ends
     size: timedelta
-    neutral: dict[str, object]       # feature column -> value when the user had no events
+    key: tuple[str, ...]             # see key_of
+    neutral: dict[str, object]       # value column -> value when the user had no events
 
     @property
     def columns(self) -> list[str]:
         return list(self.neutral)
+
+    @property
+    def extra_key(self) -> tuple[str, ...]:
+        """Key columns besides the user and window: several rows per user and window, which the
+        reads (one vector per user) refuse."""
+        return self.key[len(BASE_KEY):]
 
 
 def load_specs(sql_dir: Path, config: Config) -> dict[str, FeatureSpec]:
@@ -49,11 +66,49 @@ def load_specs(sql_dir: Path, config: Config) -> dict[str, FeatureSpec]:
 def spec_of(feature: Feature) -> FeatureSpec:
     statement = feature.query
     window, slide, size = _window_of(statement.text, statement.path, statement.first_line)
+    key = key_of(statement)
     neutral = {}
     for alias, expression in _select_items(statement.text, statement.path, statement.first_line):
-        if alias not in REQUIRED_COLUMNS:
+        if alias not in key:
             neutral[alias] = _neutral_value(expression, statement.path)
-    return FeatureSpec(feature.name, statement.where(), window, slide, size, neutral)
+    return FeatureSpec(feature.name, statement.where(), window, slide, size, key, neutral)
+
+
+def key_of(statement: Statement) -> tuple[str, ...]:
+    """The feature's key (see the module docstring): its other grouped outputs in SELECT order."""
+    path, line = statement.path, statement.first_line
+    code = strip_comments(statement.text)
+    top = top_level_code(code, path)
+    group_by = _GROUP_BY.search(top)
+    if not group_by:
+        raise SqlFileError(path, line, "the feature's outermost SELECT needs a GROUP BY user_id, window_start, "
+                                       "window_end[, ...]: it gives the key its rows are stored under")
+    end = _AFTER_GROUP_BY.search(top, group_by.end())
+    grouped = _split_top_level(code[group_by.end():end.start() if end else len(code)], path)
+    items = _select_items(statement.text, path, line)
+    outputs = {_normalized(expression): alias for alias, expression in items}
+    keyed = set()
+    for expression in grouped:
+        alias = outputs.get(_normalized(expression))
+        if alias is None:
+            raise SqlFileError(path, line, f"the feature groups by {expression}, which its SELECT does not output: "
+                                           "output it (it joins the key) or remove it from the GROUP BY")
+        keyed.add(alias)
+    return BASE_KEY + tuple(alias for alias, _ in items if alias in keyed and alias not in BASE_KEY)
+
+
+def _normalized(expression: str) -> tuple[str, ...]:
+    """An expression's tokens as the planner compares them: spacing, letter case, backticks and
+    table qualifiers (``e.``) do not matter; string literals do."""
+    tokens = [t if t.startswith("'") else t.strip("`").lower() for t in _TOKEN.findall(expression)]
+    kept: list[str] = []
+    for n, token in enumerate(tokens):
+        is_qualifier = token == "." and kept and re.fullmatch(r"[a-z_]\w*", kept[-1]) and n + 1 < len(tokens)
+        if is_qualifier:
+            kept.pop()
+        else:
+            kept.append(token)
+    return tuple(kept)
 
 
 def _split_top_level(text: str, path: Path, separator: str = ",") -> list[str]:

@@ -15,7 +15,8 @@ from pyflink.table import StatementSet, Table, TableEnvironment
 
 from jobs import plan_fingerprint, replay, sinks
 from jobs.config import Config
-from jobs.sql_catalog import Catalog, SqlFileError, Statement
+from jobs.feature_specs import key_of
+from jobs.sql_catalog import Catalog, Feature, SqlFileError, Statement
 
 log = logging.getLogger(__name__)
 
@@ -57,14 +58,15 @@ def _run(statement: Statement, action: Callable[[str], object]) -> object:
         raise SqlFileError(statement.path, statement.first_line + line - 1, message) from None
 
 
-def _schema_of(table: Table, name: str, where: str) -> sinks.FeatureSchema:
-    """The resolved output schema of a feature's SELECT, as the planner prints its types."""
+def _schema_of(table: Table, feature: Feature) -> sinks.FeatureSchema:
+    """The resolved output schema of a feature's SELECT, as the planner prints its types, and its
+    key (from the SQL text, as the reads see it)."""
     resolved = table._j_table.getResolvedSchema()  # the Python TableSchema loses type details
     columns = [
         _column_from_printed(column.getName(), column.getDataType().toString())
         for column in resolved.getColumns()
     ]
-    return sinks.check_schema(name, where, columns)
+    return sinks.check_schema(feature.name, feature.query.where(), columns, key_of(feature.query))
 
 
 def _column_from_printed(name: str, printed: str) -> sinks.Column:
@@ -90,7 +92,7 @@ def register_features(t_env: TableEnvironment, catalog: Catalog) -> list[sinks.F
     schemas = []
     for feature in catalog.features:
         table = _run(feature.query, t_env.sql_query)
-        schemas.append(_schema_of(table, feature.name, feature.query.where()))
+        schemas.append(_schema_of(table, feature))
         t_env.create_temporary_view(feature.name, table)
     return schemas
 

@@ -5,12 +5,18 @@ Migration is additive and safe to re-run: a missing table is created, a new feat
 added (NULL for rows written before it); a column whose type changed, or a changed key, stops with
 a message saying what to do by hand, because rewriting live serving data is not something to
 do silently.
+
+The job's commands (migrate, and run's check of the tables) talk to PostgreSQL through the JVM's
+JDBC driver, the one the sinks use: the job's Python on Managed Flink has no PostgreSQL client
+(only pure-Python packages are bundled). The reads (jobs.serving) use psycopg.
 """
 
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any, Iterator, Sequence
 from urllib.parse import parse_qsl, urlsplit
 
 from jobs.config import Config, ConfigError
@@ -35,6 +41,18 @@ _CATALOG_TYPE_NAMES = {
 
 class MigrationError(RuntimeError):
     """A change the migration will not make by itself; the message says what to do."""
+
+
+class DatabaseUnavailable(MigrationError):
+    """PostgreSQL cannot be reached (or its driver loaded); the message says where."""
+
+
+@dataclass(frozen=True)
+class Change:
+    """One statement of a migration and what it adds, e.g. "table user_activity_5m"."""
+
+    adds: str
+    statement: str
 
 
 def connection_kwargs(config: Config, password: str) -> dict[str, str]:
@@ -76,10 +94,16 @@ def existing_columns(cursor, table: str) -> dict[str, ExistingColumn]:
     return {name: ExistingColumn(name, data_type, key) for name, data_type, key in cursor.fetchall()}
 
 
-def plan_migration(schema: FeatureSchema, existing: dict[str, ExistingColumn]) -> list[str]:
-    """The statements that bring the table in line with the feature SQL (empty: nothing to do)."""
+def database_name(config: Config) -> str:
+    """host:port/database of the rds group, for messages."""
+    kwargs = connection_kwargs(config, password="")
+    return f"{kwargs['host']}:{kwargs['port']}/{kwargs['dbname']}"
+
+
+def plan_migration(schema: FeatureSchema, existing: dict[str, ExistingColumn]) -> list[Change]:
+    """The changes that bring the table in line with the feature SQL (empty: nothing to do)."""
     if not existing:
-        return [postgres_table_ddl(schema)]
+        return [Change(f"table {schema.name}", postgres_table_ddl(schema))]
     existing_key = {c.name for c in existing.values() if c.key}
     if existing_key != set(schema.key):
         raise MigrationError(
@@ -91,7 +115,8 @@ def plan_migration(schema: FeatureSchema, existing: dict[str, ExistingColumn]) -
         current = existing.get(column.name)
         wanted = _CATALOG_TYPE_NAMES.get(column.postgres_type, column.postgres_type)
         if current is None:
-            statements.append(f"ALTER TABLE {schema.name} ADD COLUMN {column.name} {column.postgres_type}")
+            statements.append(Change(f"column {schema.name}.{column.name}",
+                                     f"ALTER TABLE {schema.name} ADD COLUMN {column.name} {column.postgres_type}"))
         elif not wanted.startswith(current.data_type):
             raise MigrationError(
                 f"table {schema.name} column {column.name}: {current.data_type} in PostgreSQL, {column.postgres_type} in "
@@ -110,15 +135,15 @@ def _has_window_index(cursor, table: str) -> bool:
     return cursor.fetchone() is not None
 
 
-def _plan_progress_table(existing: dict[str, ExistingColumn]) -> list[str]:
+def _plan_progress_table(existing: dict[str, ExistingColumn]) -> list[Change]:
     """Create the progress table, or add the columns newer versions of the job write."""
     if not existing:
-        return [postgres_progress_ddl()]
-    return [f"ALTER TABLE {PROGRESS_TABLE} ADD COLUMN {name} {kind}"
+        return [Change(f"table {PROGRESS_TABLE}", postgres_progress_ddl())]
+    return [Change(f"column {PROGRESS_TABLE}.{name}", f"ALTER TABLE {PROGRESS_TABLE} ADD COLUMN {name} {kind}")
             for name, kind in PROGRESS_POSTGRES_COLUMNS.items() if name not in existing]
 
 
-def migrate(connection, schemas: list[FeatureSchema], dry_run: bool) -> list[str]:
+def migrate(connection, schemas: list[FeatureSchema], dry_run: bool) -> list[Change]:
     """Plan every table first (so nothing changes when one of them cannot be migrated), then apply.
 
     Besides each feature's table: its window_end index (reads and pruning) and the shared table
@@ -126,13 +151,93 @@ def migrate(connection, schemas: list[FeatureSchema], dry_run: bool) -> list[str
     with connection.cursor() as cursor:
         planned = []
         for schema in schemas:
-            planned += plan_migration(schema, existing_columns(cursor, schema.name))
-            if not _has_window_index(cursor, schema.name):
-                planned.append(postgres_window_index_ddl(schema))
+            existing = existing_columns(cursor, schema.name)
+            planned += plan_migration(schema, existing)
+            if not existing or not _has_window_index(cursor, schema.name):
+                adds = f"index {schema.name}_window_end_idx" if existing else f"table {schema.name}"
+                planned.append(Change(adds, postgres_window_index_ddl(schema)))
         planned += _plan_progress_table(existing_columns(cursor, PROGRESS_TABLE))
         if not dry_run:
-            for statement in planned:
-                cursor.execute(statement)
+            for change in planned:
+                cursor.execute(change.statement)
     if not dry_run:
         connection.commit()
     return planned
+
+
+def missing(changes: list[Change]) -> str:
+    """What a migration adds, each named once: "table a, column b.c"."""
+    return ", ".join(dict.fromkeys(change.adds for change in changes))
+
+
+@contextmanager
+def jdbc_connection(config: Config, password: str) -> Iterator["_JdbcConnection"]:
+    """A connection to the rds group's database through the JVM's PostgreSQL JDBC driver (needs a
+    TableEnvironment: its class loader holds the connector jar)."""
+    from py4j.protocol import Py4JJavaError
+    from pyflink.java_gateway import get_gateway
+
+    jvm = get_gateway().jvm
+    properties = jvm.java.util.Properties()
+    properties.setProperty("user", config.get("rds", "username"))
+    properties.setProperty("password", password)
+    try:
+        loader = jvm.Thread.currentThread().getContextClassLoader()
+        driver = jvm.Class.forName("org.postgresql.Driver", True, loader).newInstance()
+    except Py4JJavaError:
+        raise DatabaseUnavailable("the PostgreSQL JDBC driver is not on the job's class path (the connector jar)") from None
+    try:
+        connection = driver.connect(config.get("rds", "jdbc.url"), properties)
+    except Py4JJavaError as error:
+        raise DatabaseUnavailable(f"cannot connect to PostgreSQL at {database_name(config)} (property group 'rds'): "
+                                  f"{error.java_exception.getMessage()}") from None
+    try:
+        connection.setAutoCommit(False)
+        yield _JdbcConnection(connection)
+    finally:
+        connection.close()
+
+
+class _JdbcConnection:
+    """The few DB-API calls migrate() makes (cursor, execute with %s parameters, fetch, commit)."""
+
+    def __init__(self, connection: Any) -> None:
+        self._connection = connection
+        self._rows: list[tuple] = []
+
+    @contextmanager
+    def cursor(self) -> Iterator["_JdbcConnection"]:
+        yield self
+
+    def commit(self) -> None:
+        self._connection.commit()
+
+    def execute(self, query: str, parameters: Sequence[str] = ()) -> None:
+        from py4j.protocol import Py4JJavaError
+
+        try:
+            statement = self._connection.prepareStatement(query.replace("%s", "?"))
+            try:
+                for position, value in enumerate(parameters, start=1):
+                    statement.setString(position, value)
+                self._rows = self._read(statement.getResultSet()) if statement.execute() else []
+            finally:
+                statement.close()
+        except Py4JJavaError as error:
+            raise MigrationError(f"PostgreSQL refused `{' '.join(query.split())}`: "
+                                 f"{error.java_exception.getMessage()}") from None
+
+    @staticmethod
+    def _read(results: Any) -> list[tuple]:
+        width = results.getMetaData().getColumnCount()
+        rows = []
+        while results.next():
+            rows.append(tuple(results.getObject(column) for column in range(1, width + 1)))
+        return rows
+
+    def fetchall(self) -> list[tuple]:
+        rows, self._rows = self._rows, []
+        return rows
+
+    def fetchone(self) -> tuple | None:
+        return self._rows.pop(0) if self._rows else None

@@ -33,7 +33,7 @@ from jobs import rds, secrets
 from jobs.config import PROJECT_ROOT, Config, ConfigError, load
 from jobs.feature_specs import FeatureSpec, load_specs
 from jobs.point_in_time import Choice, Marker, choose_window, utc_naive
-from jobs.sinks import PROGRESS_TABLE, REQUIRED_COLUMNS
+from jobs.sinks import PROGRESS_TABLE
 from jobs.sql_catalog import SqlFileError
 
 log = logging.getLogger(__name__)
@@ -140,14 +140,13 @@ class OnlineStore:
     def _value_columns(self, cursor, spec: FeatureSpec) -> list[str]:
         """The table's value columns, in table order; refuses tables keyed by more than the user."""
         if spec.name not in self._columns:
+            if spec.extra_key:
+                raise FeatureReadError(f"{spec.where}: feature '{spec.name}' has more than one row per user and window "
+                                       f"(key columns {', '.join(spec.extra_key)}); the feature reads serve one row per user")
             existing = rds.existing_columns(cursor, spec.name)
             if not existing:
                 raise FeatureReadError(f"table {spec.name} does not exist: run `python -m jobs.feature_job migrate`")
-            extra_keys = [c.name for c in existing.values() if c.key and c.name not in REQUIRED_COLUMNS]
-            if extra_keys:
-                raise FeatureReadError(f"{spec.where}: feature '{spec.name}' has more than one row per user and window "
-                                       f"(key columns {', '.join(extra_keys)}); the feature reads serve one row per user")
-            self._columns[spec.name] = [name for name in existing if name not in REQUIRED_COLUMNS]
+            self._columns[spec.name] = [name for name in existing if name not in spec.key]
         return self._columns[spec.name]
 
     def _choose(self, cursor, spec: FeatureSpec, as_of: datetime,

@@ -4,8 +4,9 @@ A feature's output columns are user_id, window_start, window_end and its feature
   - Parquet (offline, training): <output.path>/<name>/dt=YYYYMMDD/hr=HH/, partitioned by the UTC
     hour of window_start, INT64 millisecond timestamps in UTC.
   - PostgreSQL (online, serving): table <name>, upserted on its key, so replays are idempotent.
-The key is (user_id, window_end, window_start) plus any other text column (a feature grouped by
-user_id and event_type, say); every other column is a value.
+The key comes from the SELECT's GROUP BY (jobs.feature_specs.key_of): (user_id, window_end,
+window_start) plus any other grouped column it outputs; every other column is a value, whatever
+its type (MAX(event_type) is a nullable text value).
 """
 
 from __future__ import annotations
@@ -56,25 +57,23 @@ class Column:
 class FeatureSchema:
     name: str
     columns: tuple[Column, ...]
-
-    @property
-    def key(self) -> tuple[str, ...]:
-        text_keys = tuple(
-            c.name for c in self.columns if c.name not in REQUIRED_COLUMNS and c.postgres_type == "text"
-        )
-        return ("user_id", "window_end", "window_start") + text_keys
+    key: tuple[str, ...]  # the upsert key, from the SELECT's GROUP BY
 
     @property
     def values(self) -> tuple[Column, ...]:
         return tuple(c for c in self.columns if c.name not in self.key)
 
 
-def check_schema(name: str, where: str, columns: list[Column]) -> FeatureSchema:
+def check_schema(name: str, where: str, columns: list[Column], key: tuple[str, ...]) -> FeatureSchema:
     """Refuse outputs the sinks cannot store, naming the feature file."""
     names = [c.name for c in columns]
     missing = [c for c in REQUIRED_COLUMNS if c not in names]
     if missing:
         raise FeatureSchemaError(f"{where}: feature '{name}' must output {', '.join(missing)} (got {', '.join(names)})")
+    for column in key:
+        if column not in names:
+            raise FeatureSchemaError(f"{where}: feature '{name}' key column {column} is not among its output "
+                                     f"columns ({', '.join(names)})")
     for column in columns:
         if column.name in ("window_start", "window_end") and column.flink_type != "TIMESTAMP(3)":
             raise FeatureSchemaError(
@@ -92,7 +91,7 @@ def check_schema(name: str, where: str, columns: list[Column]) -> FeatureSchema:
             ) from None
     if len(columns) == len(REQUIRED_COLUMNS):
         raise FeatureSchemaError(f"{where}: feature '{name}' has no feature columns")
-    return FeatureSchema(name, tuple(columns))
+    return FeatureSchema(name, tuple(columns), key)
 
 
 def _column_list(schema: FeatureSchema) -> str:

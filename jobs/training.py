@@ -32,7 +32,6 @@ import pyarrow.fs as pafs
 from jobs.config import PROJECT_ROOT, Config, is_aws_endpoint, load
 from jobs.feature_specs import FeatureSpec, load_specs
 from jobs.point_in_time import EPOCH, Choice, Marker, choose_window, utc_naive
-from jobs.sinks import REQUIRED_COLUMNS
 
 DEFAULT_SQL_DIR = PROJECT_ROOT / "sql"
 _PARTITION_TYPES = {"dt": pa.string(), "hr": pa.string()}
@@ -127,6 +126,9 @@ class OfflineStore:
         return ds.dataset(path, filesystem=self._filesystem, format="parquet", partitioning=partitioning)
 
     def _load(self, spec: FeatureSpec, moments: list[Optional[datetime]]) -> _GroupData:
+        if spec.extra_key:
+            raise TrainingSetError(f"{spec.where}: feature '{spec.name}' has more than one row per user and window "
+                                   f"(key columns {', '.join(spec.extra_key)}); training sets take one row per user")
         progress = self._dataset("_progress", spec.name)
         markers, served_from = {}, {}
         if progress is not None:
@@ -144,10 +146,6 @@ class OfflineStore:
         present = [moment for moment in moments if moment is not None]
         if rows is None or not markers or not present:
             return group
-        extra_keys = [f.name for f in rows.schema if pa.types.is_string(f.type) and f.name not in (*REQUIRED_COLUMNS, "dt", "hr")]
-        if extra_keys:
-            raise TrainingSetError(f"{spec.where}: feature '{spec.name}' has more than one row per user and window "
-                                   f"(key columns {', '.join(extra_keys)}); training sets take one row per user")
         # Read only the days (dt = window_start's day) that can hold a window the labels need; the
         # extra day covers a window that starts before midnight and a step back past it.
         first_day = (min(present) - spec.size).date() - timedelta(days=1)

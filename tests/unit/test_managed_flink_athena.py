@@ -49,7 +49,8 @@ def test_types():
     schema = check_schema("f", "f.sql:1", [
         Column("user_id", "STRING", True), Column("window_start", "TIMESTAMP(3)", False),
         Column("window_end", "TIMESTAMP(3)", False), Column("n", "INT", False), Column("d", "DECIMAL(10, 2)", True),
-        Column("b", "BOOLEAN", True), Column("day", "DATE", True)])
+        Column("b", "BOOLEAN", True), Column("day", "DATE", True)],
+        ("user_id", "window_end", "window_start"))
     assert [athena.athena_type(c) for c in schema.columns] == [
         "string", "timestamp", "timestamp", "int", "decimal(10,2)", "boolean", "date"]
     with pytest.raises(AthenaError, match="column x: no Athena type for ARRAY<INT>"):

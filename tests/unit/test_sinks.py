@@ -9,14 +9,18 @@ BASE = [Column("user_id", "STRING", True), Column("window_start", "TIMESTAMP(3)"
         Column("window_end", "TIMESTAMP(3)", False)]
 
 
-def schema(*extra):
-    return check_schema("f", "f.sql:1", BASE + list(extra))
+KEY = ("user_id", "window_end", "window_start")
+
+
+def schema(*extra, key=KEY):
+    return check_schema("f", "f.sql:1", BASE + list(extra), key)
 
 
 def test_key_and_values():
-    s = schema(Column("event_type", "STRING", True), Column("n", "BIGINT", False))
-    assert s.key == ("user_id", "window_end", "window_start", "event_type")
-    assert [c.name for c in s.values] == ["n"]
+    s = schema(Column("event_type", "STRING", False), Column("n", "BIGINT", False), Column("last", "STRING", True),
+               key=KEY + ("event_type",))
+    assert [c.name for c in s.values] == ["n", "last"]
+    assert postgres_table_ddl(s).endswith("  last text,\n  PRIMARY KEY (user_id, window_end, window_start, event_type)\n)")
 
 
 def test_postgres_ddl():
@@ -66,5 +70,5 @@ def test_a_replay_cut_over_writes_only_later_windows():
 )
 def test_bad_feature_schemas_name_the_file(columns, message):
     with pytest.raises(FeatureSchemaError, match="f.sql:1") as error:
-        check_schema("f", "f.sql:1", columns)
+        check_schema("f", "f.sql:1", columns, KEY)
     assert message in str(error.value)
