@@ -92,7 +92,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
         restore_from = environment.latest_checkpoint(config)
         if restore_from:
             log.info("resuming from checkpoint %s (start over with --fresh)", restore_from)
-    built = _streaming_pipeline(args, config, secrets.jdbc_password(config), restore_from)
+    built = _streaming_pipeline(args, config, secrets.sink_password(config), restore_from)
     result = built.statement_set.execute()
     if not _managed(args):
         job_id = str(result.get_job_client().get_job_id())
@@ -188,7 +188,7 @@ def backfill(args: argparse.Namespace, config: Config) -> int:
     if args.to_postgres:
         if "rds" not in config.groups:
             raise ConfigError(f"{config.origin}: backfill --to-postgres needs property group 'rds'")
-        password = secrets.jdbc_password(config)
+        password = secrets.sink_password(config)
     args.output_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="backfill-") as scratch:
         connector, input_file = _prepare_input(args.input, Path(scratch))
