@@ -55,7 +55,7 @@ def _restarts(flink_logs: Path) -> int:
     return text.count("switched from state RUNNING to RESTARTING")
 
 
-def test_a_rotated_password_is_picked_up_while_the_job_runs(tmp_path, monkeypatch):
+def test_a_rotated_password_is_picked_up_while_the_job_runs(tmp_path, monkeypatch, caplog):
     first, second = "pw-" + secrets.token_hex(12), "pw-" + secrets.token_hex(12)
     config = _with_rds(write_config(tmp_path, NAME), username=ROLE, password=first)
     settings = start_services(config)  # creates the role with the first password, and its database
@@ -96,6 +96,7 @@ def test_a_rotated_password_is_picked_up_while_the_job_runs(tmp_path, monkeypatc
     for feature, rows in FEATURES.items():
         assert_matches(postgres_rows(settings, feature), rows(expected))
     assert read["groups"]["user_activity_5m"]["window_end"] is not None
+    assert "the secret has changed (rotated)" in caplog.text  # the reader's old password failed, the new one worked
     assert _restarts(flink_logs) <= 1, "the job went into a restart loop"
     logs = [tmp_path / "job.log", *(path for path in flink_logs.rglob("*") if path.is_file())]
     leaked = [str(path) for path in logs if any(pw.encode() in path.read_bytes() for pw in (first, second))]
