@@ -18,9 +18,9 @@ $(SERVICES_STAMP): deploy/local/install.sh
 	bash deploy/local/install.sh --no-pip
 	@mkdir -p target && touch $@
 
-# The shaded connector jar (+ the S3 filesystem plugin), rebuilt when the pom changes.
+# The shaded connector jar (+ the S3 filesystem plugin), rebuilt when the pom or deploy/src changes.
 jar: $(JAR)
-$(JAR): deploy/pom.xml
+$(JAR): deploy/pom.xml $(shell find deploy/src -type f)
 	mvn -q -B -f deploy/pom.xml package
 	@touch $@
 

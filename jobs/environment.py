@@ -17,6 +17,7 @@ from urllib.parse import urlparse
 
 from pyflink.table import EnvironmentSettings, TableEnvironment
 
+from jobs import secrets
 from jobs.config import PROJECT_ROOT, Config, is_aws_endpoint
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,16 @@ def _use_emulator_settings(config: Config) -> None:
         os.environ.setdefault("AWS_ACCESS_KEY_ID", "test")
         os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test")
         os.environ.setdefault("AWS_CBOR_DISABLE", "true")
+
+
+def _use_secret_region(config: Config) -> None:
+    """The JDBC sinks' Secrets Manager driver takes its region from AWS_SECRET_JDBC_REGION (before
+    the AWS SDK's default chain): locally that is the secret ARN's region. Its endpoint, like
+    boto3's, can be moved with AWS_ENDPOINT_URL_SECRETS_MANAGER (e.g. to the local emulator).
+    On Managed Flink the SDK's default chain gives the application's region."""
+    region = secrets.secret_region(config.groups.get("rds", {}).get("password.secret.arn", ""))
+    if region:
+        os.environ.setdefault("AWS_SECRET_JDBC_REGION", region)
 
 
 def _initialize_filesystems(config: Config) -> None:
@@ -185,6 +196,7 @@ def create(config: Config, *, managed: bool, streaming_source: bool, parallelism
     if not managed:
         _prepare_local_jvm()
         _use_emulator_settings(config)
+        _use_secret_region(config)
     t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
     options = _table_options(config, streaming_source)
     if not managed:

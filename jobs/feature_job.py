@@ -106,10 +106,10 @@ def fingerprint(args: argparse.Namespace, config: Config) -> int:
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
-    password = secrets.jdbc_password(config)
+    password = secrets.sink_password(config)
     if _managed(args):  # Managed Flink restores its snapshot (or not) itself; deploy set the cut-over
         built = _streaming_pipeline(args, config, password)
-        _check_tables(args, config, built.features, password)
+        _check_tables(args, config, built.features)
         return _execute(args, built)
     if not args.dry_run:
         upgrade.hold_lock(config)
@@ -147,7 +147,7 @@ def _local_start(args: argparse.Namespace, config: Config, password: str) -> _St
     cut = state.cut if state and not args.fresh else replay.Cut("", None)
     built = _streaming_pipeline(args, config.with_cut(cut), password)
     if not args.dry_run:
-        _check_tables(args, config, built.features, password)
+        _check_tables(args, config, built.features)
     new = built.fingerprint()
     latest = None if args.fresh else environment.latest_checkpoint(config)
     if latest is None:
@@ -186,14 +186,14 @@ def _in_the_cloud(args: argparse.Namespace, config: Config) -> bool:
     return _managed(args) or any(job_config.is_aws_endpoint(url) for url in endpoints)
 
 
-def _check_tables(args: argparse.Namespace, config: Config, schemas: list[FeatureSchema], password: str) -> None:
+def _check_tables(args: argparse.Namespace, config: Config, schemas: list[FeatureSchema]) -> None:
     """Before the job is submitted, the PostgreSQL tables must be what the feature SQL needs: a
     missing one would fail every flush and restart the job forever. Locally they are created (the
     migration `migrate` runs); in the cloud, changing production tables is left to an explicit
     `migrate`. Changes migrate refuses stop both."""
     create = not _in_the_cloud(args, config)
     try:
-        with rds.jdbc_connection(config, password) as connection:
+        with rds.jdbc_connection(config, secrets.jdbc_password(config)) as connection:
             changes = rds.migrate(connection, schemas, dry_run=not create)
     except rds.DatabaseUnavailable as error:
         log.warning("%s; tables not checked: the job starts and its PostgreSQL sinks retry", error)
@@ -281,7 +281,7 @@ def backfill(args: argparse.Namespace, config: Config) -> int:
     if args.to_postgres:
         if "rds" not in config.groups:
             raise ConfigError(f"{config.origin}: backfill --to-postgres needs property group 'rds'")
-        password = secrets.jdbc_password(config)
+        password = secrets.sink_password(config)
     args.output_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="backfill-") as scratch:
         connector, input_file = _prepare_input(args.input, Path(scratch))

@@ -47,15 +47,30 @@ class FeatureReadError(RuntimeError):
     """A feature table that cannot be read as a per-user vector; the message says which and why."""
 
 
+class _FreshPasswordConnection(Connection):
+    """A pooled connection that asks for the password when it connects: connections opened after a
+    rotation of the secret use the new one (jobs/secrets.py Password)."""
+
+    @classmethod
+    def connect(cls, conninfo: str = "", *, password_source: secrets.Password,
+                **kwargs: Any) -> "_FreshPasswordConnection":
+        return password_source.connect(
+            lambda password: super(_FreshPasswordConnection, cls).connect(conninfo, password=password, **kwargs))
+
+
 class OnlineStore:
     """Pooled reader of every feature group's PostgreSQL table (thread-safe)."""
 
     def __init__(self, config: Config, sql_dir: Path = DEFAULT_SQL_DIR) -> None:
         self.specs = load_specs(sql_dir, config)
-        kwargs = rds.connection_kwargs(config, secrets.jdbc_password(config))
+        password = secrets.Password(config)
+        kwargs = rds.connection_kwargs(config, password.current())  # a secret that cannot be read stops here
+        del kwargs["password"]  # asked for on each connect instead (_FreshPasswordConnection)
         self._where = f"{kwargs['host']}:{kwargs['port']}/{kwargs['dbname']}"
-        self._pool = ConnectionPool(kwargs=kwargs | {"autocommit": True}, min_size=1,
-                                    max_size=config.get_int("rds", "pool.size"), open=True, name="features")
+        # check: a connection cut while idle (say after a rotation) is replaced, not handed out.
+        self._pool = ConnectionPool(kwargs=kwargs | {"autocommit": True, "password_source": password},
+                                    connection_class=_FreshPasswordConnection, check=ConnectionPool.check_connection,
+                                    min_size=1, max_size=config.get_int("rds", "pool.size"), open=True, name="features")
         self._complete: set[tuple[str, datetime]] = set()  # (group, window_end) seen complete
         self._columns: dict[str, list[str]] = {}
 

@@ -152,9 +152,18 @@ def parquet_sink(schema: FeatureSchema, root: str, commit_delay_minutes: int | N
     return ddl, insert
 
 
+# AWS's Secrets Manager JDBC driver (deploy/pom.xml): user = the secret, read on each connect.
+SECRETS_MANAGER_DRIVER = "com.amazonaws.secretsmanager.sql.AWSSecretsManagerPostgreSQLDriver"
+
+
 def _jdbc_options(config: Config, password: str, table_name: str) -> dict[str, str]:
-    """Connection and retry options every PostgreSQL sink shares."""
-    return {
+    """Connection and retry options every PostgreSQL sink shares.
+
+    With a secret, the sink connects through the Secrets Manager driver: it reads the secret on
+    each connect (cached) and again after a failed login, so a rotated password reaches the
+    running job when the sink reconnects. Its URL scheme is jdbc-secretsmanager:, which the
+    connector maps to its PostgreSQL dialect through deploy/src's SecretsManagerPostgresFactory."""
+    options = {
         "connector": "jdbc",
         "url": config.get("rds", "jdbc.url"),
         "table-name": table_name,
@@ -162,6 +171,11 @@ def _jdbc_options(config: Config, password: str, table_name: str) -> dict[str, s
         "password": password,
         "sink.max-retries": config.get("rds", "max.retries"),
     }
+    secret = config.get("rds", "password.secret.arn")
+    if secret:  # the driver ignores the password option: user and password come from the secret
+        options.update({"url": "jdbc-secretsmanager:" + options["url"].removeprefix("jdbc:"),
+                        "driver": SECRETS_MANAGER_DRIVER, "username": secret, "password": ""})
+    return options
 
 
 def jdbc_sink(schema: FeatureSchema, config: Config, password: str, after: datetime = EPOCH) -> tuple[str, str]:

@@ -53,7 +53,9 @@ def application_policy(settings: DeploySettings) -> dict[str, Any]:
         _statement("WriteOutputPrefix", ["s3:GetObject", "s3:PutObject", "s3:DeleteObject",
                                          "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"],
                    [f"{s3}{bucket}/{prefix}/*" if prefix else f"{s3}{bucket}/*"]),
-        _statement("ReadDatabasePassword", ["secretsmanager:GetSecretValue"],
+        # GetSecretValue from Python at start and the readers; the JDBC sinks' Secrets Manager
+        # driver caches the secret and asks DescribeSecret which version is current.
+        _statement("ReadDatabasePassword", ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"],
                    [settings.job.get("rds", "password.secret.arn")]),
         _statement("ListLogGroups", ["logs:DescribeLogGroups"], [f"{logs}*"]),
         _statement("ListLogStreams", ["logs:DescribeLogStreams"], [f"{settings.log_group_arn}:log-stream:*"]),

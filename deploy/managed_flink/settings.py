@@ -24,6 +24,7 @@ from deploy.managed_flink import DEPLOY_GROUP, JAR_FILE, PY_FILES, PYTHON_ENTRY,
 from jobs import config as job_config
 from jobs import replay
 from jobs.config import Config, ConfigError, PropertyGroups
+from jobs.secrets import secret_region
 
 log = logging.getLogger(__name__)
 
@@ -213,6 +214,10 @@ def _cloud_problems(job: Config) -> list[str]:
                         job.get("rds", "password.secret.arn")):
         problems.append("property group 'rds' key 'password.secret.arn': must be the Secrets Manager secret ARN of "
                         "the PostgreSQL password in the cloud")
+    elif secret_region(job.get("rds", "password.secret.arn")) != job.get("source", "aws.region"):
+        # The sinks' Secrets Manager JDBC driver asks the endpoint of the application's region.
+        problems.append("property group 'rds' key 'password.secret.arn': the secret must be in the application's "
+                        f"region ('source' key 'aws.region': {job.get('source', 'aws.region')})")
     return problems
 
 

@@ -37,7 +37,8 @@ def test_application_policy_names_only_the_configured_resources(conf):
     assert by_sid["WriteOutputPrefix"]["Resource"] == ["arn:aws:s3:::example-feature-store/features/*"]
     assert by_sid["ListOutputPrefix"]["Condition"] == {"StringLike": {"s3:prefix": ["features", "features/*"]}}
     assert by_sid["ReadDatabasePassword"] == {
-        "Sid": "ReadDatabasePassword", "Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"],
+        "Sid": "ReadDatabasePassword", "Effect": "Allow", "Action": ["secretsmanager:DescribeSecret",
+                                                                             "secretsmanager:GetSecretValue"],
         "Resource": ["arn:aws:secretsmanager:us-east-1:123456789012:secret:feature-pipeline/postgres-AbCdEf"]}
     assert by_sid["WriteLogs"]["Resource"] == [conf.log_stream_arn]
     assert "VpcNetworkInterfaces" in by_sid

@@ -78,6 +78,8 @@ def test_empty_value_with_a_non_empty_default_is_refused():
 @pytest.mark.parametrize("group,key,value,message", [
     ("rds", "password", "secret", r"'rds' key 'password': must be empty in the cloud"),
     ("rds", "password.secret.arn", "", r"'rds' key 'password.secret.arn': must be the Secrets Manager secret ARN"),
+    ("rds", "password.secret.arn", "arn:aws:secretsmanager:eu-west-1:123456789012:secret:pg-AbCdEf",
+     r"'rds' key 'password.secret.arn': the secret must be in the application's region \('source' key 'aws.region': us-east-1\)"),
     ("source", "aws.endpoint", "http://127.0.0.1:4566", r"'source' key 'aws.endpoint': must be empty"),
     ("output", "s3.endpoint", "http://127.0.0.1:4566", r"'output' key 's3.endpoint': must be empty"),
 ])

@@ -72,3 +72,12 @@ def test_bad_feature_schemas_name_the_file(columns, message):
     with pytest.raises(FeatureSchemaError, match="f.sql:1") as error:
         check_schema("f", "f.sql:1", columns, KEY)
     assert message in str(error.value)
+
+
+def test_jdbc_sink_with_a_secret_connects_through_the_secrets_manager_driver():
+    arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:rds-AbCdEf"
+    config = CONFIG.with_overrides({"rds": {"password": "", "password.secret.arn": arn}})
+    ddl, _ = jdbc_sink(schema(Column("n", "BIGINT", False)), config, "")
+    assert "'url' = 'jdbc-secretsmanager:postgresql://127.0.0.1:5433/features'" in ddl
+    assert "'driver' = 'com.amazonaws.secretsmanager.sql.AWSSecretsManagerPostgreSQLDriver'" in ddl
+    assert f"'username' = '{arn}'" in ddl and "'password' = ''" in ddl
