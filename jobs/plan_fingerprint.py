@@ -88,9 +88,10 @@ def compare_summary(old: dict[str, str], new: Fingerprint) -> Change:
 
 
 def compare(old: Fingerprint, new: Fingerprint) -> Change:
-    gone_or_new = set(old.operators) ^ set(new.operators)
+    # Operators with a new ID or description; when the new plan only lost some, the lost ones.
+    changed = (set(new.operators) - set(old.operators)) or (set(old.operators) - set(new.operators))
     return Change(
-        operators_changed=tuple(sorted(description for _, description in gone_or_new)),
+        operators_changed=tuple(sorted(description for _, description in changed)),
         added=tuple(sorted(new.groups.keys() - old.groups.keys())),
         removed=tuple(sorted(old.groups.keys() - new.groups.keys())),
         edited=tuple(sorted(name for name in old.groups.keys() & new.groups.keys() if old.groups[name] != new.groups[name])),
