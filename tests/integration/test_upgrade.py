@@ -96,7 +96,7 @@ def test_a_feature_added_and_one_edited_while_the_job_runs(tmp_path):
     v2 = JobProcess(config, tmp_path / "v2.log", ("--sql-dir", str(sql_v2))).start()
     try:
         _produce(settings, resends + second + [_flush_event(now)], tmp_path)
-        outcome = oracle.replay(produced, now, DELAY)
+        outcome = oracle.replay(produced[:-1], now, DELAY)  # the flush event's own windows stay open
         wait_for("v2 to choose", lambda: "upgrade:" in v2.log.read_text(), v2, timeout=120)
         cut = read_state(load(config, "run")).cut
         expected = _expected(outcome, cut)
