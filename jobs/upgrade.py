@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Mapping
 from urllib.parse import urlparse
 
 import pyarrow as pa
@@ -87,11 +87,29 @@ def hold_lock(config: Config) -> None:
     atexit.register(lambda: lock.unlink(missing_ok=True) if lock.read_text().strip() == str(os.getpid()) else None)
 
 
-def postgres_until(connection, groups: Iterable[str]) -> dict[str, datetime]:
-    """The newest marker per group in PostgreSQL (groups without one are absent)."""
-    rows = connection.execute(f"SELECT feature_group, max(window_end) FROM {PROGRESS_TABLE} "
-                              "WHERE feature_group = ANY(%s) GROUP BY feature_group", (list(groups),)).fetchall()
-    return {group: end for group, end in rows}
+def postgres_until(connection, windows: Mapping[str, replay.Window], recent: int = 500) -> dict[str, datetime]:
+    """Per group, the newest window end up to which PostgreSQL holds every window whole (groups
+    without a marker are absent). A marker is flushed at once and its window's rows up to
+    rds.flush.interval.ms later, so a stop can leave markers whose rows never arrived: the first
+    such window and all after it are written again by the new version."""
+    from psycopg import sql  # deploy hosts and local runs have it; the job on Managed Flink never comes here
+
+    found = {}
+    for group, window in windows.items():
+        rows = connection.execute(
+            sql.SQL("SELECT p.window_end, p.row_count, (SELECT count(*) FROM {t} t WHERE t.window_end = p.window_end "
+                    "AND t.window_start = p.window_start) FROM {p} p WHERE p.feature_group = %s "
+                    "ORDER BY p.window_end DESC LIMIT %s").format(t=sql.Identifier(group), p=sql.Identifier(PROGRESS_TABLE)),
+            (group, recent)).fetchall()
+        until = None
+        for end, expected, present in reversed(rows):  # oldest first
+            if present < expected:
+                until = until or end - window.slide
+                break
+            until = end
+        if until is not None:
+            found[group] = until
+    return found
 
 
 def _committed_files(filesystem: pafs.FileSystem, folder: str) -> list[str]:
@@ -167,7 +185,7 @@ def prepare(config: Config, sql_dir: Path, old_groups: Iterable[str], new: Finge
     connection = rds.connection_kwargs(config, secrets.jdbc_password(config))
     try:
         with psycopg.connect(**connection, connect_timeout=10) as db:
-            in_postgres = postgres_until(db, groups)
+            in_postgres = postgres_until(db, {group: windows[group] for group in groups})
     except psycopg.Error as error:
         raise replay.ReplayError(f"cannot read the progress markers in PostgreSQL at {connection['host']}:"
                                  f"{connection['port']}/{connection['dbname']} (property group 'rds'), which the "
