@@ -102,13 +102,18 @@ def plan(fingerprint: str, windows: Mapping[str, Window], existing: Mapping[str,
     old version also ran, the newest window end per sink (None: no marker there yet).
 
     A new group starts at the CUT-OVER: the newest window end the old version emitted anywhere (how
-    far it got in event time; ``now`` when no group continues), rounded down to its slide."""
+    far it got in event time; ``now`` when nothing was emitted yet), rounded down to its slide. So
+    does a continuing group that has not emitted a window yet (no marker in either sink: a 1-hour
+    group in its first hour); its open window is recomputed whole from the start."""
     until: dict[str, dict[str, datetime]] = {}
     for group in sorted(existing):
         missing = [sink for sink in SINKS if existing[group].get(sink) is None]
+        if len(missing) == len(SINKS):
+            continue
         if missing:
-            raise ReplayError(f"feature group {group} has no progress marker in {' or '.join(missing)} yet, so "
-                              "what it already wrote is unknown; let the old version emit a window first, or "
+            raise ReplayError(f"feature group {group} has progress markers in PostgreSQL or Parquet but none in "
+                              f"{missing[0]} yet, so what that sink already holds is unknown; retry after the next "
+                              "checkpoint has committed the Parquet files (job.checkpoint.interval.seconds), or "
                               "start over (`run --fresh`; PostgreSQL upserts are idempotent, Parquet would then "
                               "hold the replayed windows twice)")
         until[group] = {sink: existing[group][sink] for sink in SINKS}

@@ -33,9 +33,17 @@ def test_a_new_group_starts_with_the_first_window_after_the_cut_over():
     assert plan("fp", WINDOWS, {}, T + 7 * MINUTE, SKEW).writes_after("user_activity_5m", "parquet") == T + 7 * MINUTE
 
 
-def test_an_existing_group_without_markers_is_refused():
-    with pytest.raises(ReplayError, match="user_activity_5m has no progress marker in parquet"):
+def test_a_group_with_markers_in_only_one_sink_is_refused():
+    with pytest.raises(ReplayError, match="user_activity_5m has progress markers .* but none in parquet yet"):
         plan("fp", WINDOWS, {"user_activity_5m": {"postgres": T, "parquet": None}}, T, SKEW)
+
+
+def test_a_group_that_has_not_emitted_yet_recomputes_its_open_window():
+    """A 1-hour group 47 minutes into its first hour: no marker anywhere, like a new group."""
+    existing = {"user_activity_5m": {"postgres": T + 47 * MINUTE, "parquet": T + 46 * MINUTE},
+                "user_activity_1h": {"postgres": None, "parquet": None}}
+    cut = plan("fp", WINDOWS, existing, T + 48 * MINUTE, SKEW)
+    assert cut.writes_after("user_activity_1h", "parquet") == T and cut.start == T - SKEW
 
 
 def test_retention_shorter_than_the_replay_is_refused():
