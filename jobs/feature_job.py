@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Sequence
 
 from jobs import config as job_config
-from jobs import counters, environment, pipeline, rds, secrets
+from jobs import counters, environment, kinesis_shards, pipeline, rds, secrets
 from jobs.config import Config, ConfigError
 from jobs.sinks import FeatureSchemaError
 from jobs.sql_catalog import SqlFileError, load_catalog
@@ -86,6 +86,7 @@ def explain(args: argparse.Namespace, config: Config) -> int:
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
+    kinesis_shards.check_stream(config)  # each open shard needs a source subtask of its own
     restore_from = None
     if not _managed(args) and not args.fresh:
         # Like Managed Flink's snapshots: a restarted local job continues where it stopped.
