@@ -96,7 +96,8 @@ class Key:
 
 KEYS: tuple[Key, ...] = (
     Key("job", "name", "feature-pipeline", _non_empty, "Flink job name"),
-    Key("job", "parallelism", "1", _positive_int, "operator parallelism; set it to the shard count"),
+    Key("job", "parallelism", "1", _positive_int,
+        "operator parallelism: at least the open shard count (run checks each shard gets a source subtask of its own)"),
     Key("job", "checkpoint.interval.seconds", "10", _positive_int, "local runs only; Managed Flink uses its CheckpointConfiguration"),
     Key("job", "counters.log.interval.seconds", "60", _positive_int, "local runs: how often the counters are logged"),
     Key("job", "checkpoint.dir", "", _any,
