@@ -98,7 +98,8 @@ class Key:
 
 KEYS: tuple[Key, ...] = (
     Key("job", "name", "feature-pipeline", _non_empty, "Flink job name"),
-    Key("job", "parallelism", "1", _positive_int, "operator parallelism; set it to the shard count"),
+    Key("job", "parallelism", "1", _positive_int,
+        "operator parallelism: at least the open shard count (run checks each shard gets a source subtask of its own)"),
     Key("job", "checkpoint.interval.seconds", "10", _positive_int, "local runs only; Managed Flink uses its CheckpointConfiguration"),
     Key("job", "counters.log.interval.seconds", "60", _positive_int, "local runs: how often the counters are logged"),
     Key("job", "checkpoint.dir", "", _any,
@@ -109,6 +110,8 @@ KEYS: tuple[Key, ...] = (
     Key("source", "shard.count", "1", _positive_int, "shards to create locally"),
     Key("source", "init.position", "LATEST", _one_of("LATEST", "TRIM_HORIZON", "AT_TIMESTAMP"), "where a fresh start reads from"),
     Key("source", "init.timestamp", "", _iso_timestamp_or_empty, "start time when init.position is AT_TIMESTAMP"),
+    Key("source", "allow.shared.subtasks", "false", _boolean,
+        "true: start even when a source subtask reads several open shards (some events are late while it catches up)"),
     Key("events", "watermark.delay.seconds", "30", _non_negative_int, "bounded out-of-orderness of event_time"),
     Key("events", "idle.timeout.seconds", "60", _positive_int, "a silent shard stops holding the watermark back after this"),
     Key("events", "future.skew.seconds", "300", _non_negative_int, "events dated further than this after their arrival are quarantined"),

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Sequence
 
 from jobs import config as job_config
-from jobs import counters, environment, pipeline, plan_fingerprint, rds, replay, secrets, upgrade
+from jobs import counters, environment, kinesis_shards, pipeline, plan_fingerprint, rds, replay, secrets, upgrade
 from jobs.config import Config, ConfigError
 from jobs.sinks import FeatureSchema, FeatureSchemaError
 from jobs.sql_catalog import SqlFileError, load_catalog
@@ -106,6 +106,7 @@ def fingerprint(args: argparse.Namespace, config: Config) -> int:
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
+    kinesis_shards.check_stream(config)  # each open shard needs a source subtask of its own
     password = secrets.sink_password(config)
     if _managed(args):  # Managed Flink restores its snapshot (or not) itself; deploy set the cut-over
         built = _streaming_pipeline(args, config, password)

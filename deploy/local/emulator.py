@@ -1,4 +1,4 @@
-"""The embedded Kinesis + S3 emulator: moto's server on one port, plus two compatibility fixes.
+"""The embedded Kinesis + S3 emulator: moto's server on one port, plus compatibility fixes.
 
 Run as ``python -m deploy.local.emulator --host 127.0.0.1 --port 4566`` (``up`` does this).
 
@@ -22,13 +22,21 @@ Fix 3 (Kinesis, speed): moto's shard finds its newest sequence number by copying
 so a stream of 300k records accepted a few hundred records/s, and a put during a long scan failed
 the scan ("OrderedDict mutated during iteration", HTTP 500). A shard's sequence numbers are
 consecutive integers (each put takes the newest + 1), so both become direct look-ups.
+
+Fix 4 (Kinesis, resharding): moto's SplitShard and MergeShards move the parent's records into the
+children, a put still lands in the closed parent (the first shard whose range holds the key), and
+a closed shard's GetRecords never ends. Kinesis keeps the parent's records in the parent, puts
+only into open shards, and ends a closed shard with no NextShardIterator: consumers read the
+parent to its end, then the children from their start. The fix makes moto do the same.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import logging
 import os
+from collections import OrderedDict
 from typing import Any, Mapping
 
 log = logging.getLogger(__name__)
@@ -143,6 +151,51 @@ def patch_kinesis_shard_lookups() -> bool:
     return True
 
 
+def patch_kinesis_resharding() -> bool:
+    """Split and merge as Kinesis does them (see module doc)."""
+    try:
+        from moto.kinesis.models import KinesisBackend, Stream
+        from moto.kinesis.utils import decompose_shard_iterator
+    except ImportError:
+        return False
+    if getattr(Stream, "_deploy_local_patched", False):
+        return True
+    original_shard_for_key = Stream.get_shard_for_key
+    original_get_records = KinesisBackend.get_records
+
+    def get_shard_for_key(self: Any, partition_key: str, explicit_hash_key: str) -> Any:
+        shard = original_shard_for_key(self, partition_key, explicit_hash_key)  # checks the key
+        if shard is None or shard.is_open:
+            return shard
+        key = int(explicit_hash_key) if explicit_hash_key else int(hashlib.md5(partition_key.encode()).hexdigest(), 16)
+        return next(s for s in self.shards.values() if s.is_open and s.starting_hash <= key <= s.ending_hash)
+
+    def keeping_records(reshard: Any) -> Any:
+        def run(self: Any, *args: Any, **kwargs: Any) -> None:
+            kept = {shard_id: shard.records for shard_id, shard in self.shards.items()}
+            reshard(self, *args, **kwargs)
+            for shard_id, shard in self.shards.items():
+                shard.records = kept.get(shard_id, OrderedDict())  # a new shard starts empty
+        return run
+
+    def get_records(self: Any, stream_arn: Any, shard_iterator: str, limit: Any) -> Any:
+        next_iterator, records, behind = original_get_records(self, stream_arn, shard_iterator, limit)
+        stream_name, shard_id, last = decompose_shard_iterator(next_iterator)
+        shard = self.describe_stream(stream_arn=stream_arn, stream_name=stream_name).get_shard(shard_id)
+        if not shard.is_open and int(last) >= shard.get_max_sequence_number():
+            return None, records, behind  # the closed shard is read to its end
+        return next_iterator, records, behind
+
+    stream: Any = Stream  # typed Any: assigning to a class's method is the point here
+    stream.get_shard_for_key = get_shard_for_key
+    stream.split_shard = keeping_records(Stream.split_shard)
+    stream.merge_shards = keeping_records(Stream.merge_shards)
+    stream._deploy_local_patched = True
+    backend: Any = KinesisBackend
+    backend.get_records = get_records
+    return True
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
@@ -156,6 +209,7 @@ def main(argv: list[str] | None = None) -> None:
     log.info("S3 XML root fix %s", "applied" if patch_s3_xml_roots() else "not needed")
     log.info("Kinesis millisecond-timestamp fix %s", "applied" if patch_kinesis_timestamp_millis() else "not applied")
     log.info("Kinesis shard look-up fix %s", "applied" if patch_kinesis_shard_lookups() else "not applied")
+    log.info("Kinesis resharding fix %s", "applied" if patch_kinesis_resharding() else "not applied")
 
     from moto import server
 

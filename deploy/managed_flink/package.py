@@ -6,8 +6,9 @@ Layout (paths are what the ``kinesis.analytics.flink.run.options`` group points 
   lib/pyflink-dependencies.jar     `jarfile`: connectors, Parquet, JDBC driver (make jar)
   lib/python/                      `pyFiles`: put on the PYTHONPATH of the job's Python process
                                    and of every Python UDF worker by Flink
-    boto3 botocore ...             the job reads the PostgreSQL password with boto3, and Managed
-                                   Flink installs nothing with pip (pure-Python wheels only)
+    boto3 botocore ...             the job reads the PostgreSQL password and lists the stream's
+                                   shards with boto3, and Managed Flink installs nothing with pip
+                                   (pure-Python wheels only)
     udfs/                          UDF functions are pickled by reference (module udfs.x), so a
                                    worker on a TaskManager must import them from here
 
@@ -44,9 +45,10 @@ UNIX = 3  # ZipInfo.create_system: the mode bits above are Unix ones
 # Runtime Python dependencies of the job in the cloud (PyFlink itself comes with the runtime);
 # their own requirements are added from the installed metadata.
 BUNDLED_ROOTS = ("boto3",)
-# botocore ships every AWS service model (~25 MB); the job calls only Secrets Manager, and STS
-# is what botocore uses for role-based credentials. The rest is left out.
-BOTOCORE_SERVICES = ("secretsmanager", "sts")
+# botocore ships every AWS service model (~25 MB); the job calls only Secrets Manager (the
+# password) and Kinesis (the start's shard check, jobs/kinesis_shards.py), and STS is what
+# botocore uses for role-based credentials. The rest is left out.
+BOTOCORE_SERVICES = ("kinesis", "secretsmanager", "sts")
 
 
 class PackageError(RuntimeError):

@@ -1,7 +1,7 @@
 """The real application zip: layout for the run options, reproducible bytes, no secrets or machine
 paths, and, unpacked into a temp dir, a job that validates using only the zip's code, SQL and jar
 plus the installed PyFlink (what the Managed Flink runtime provides), and whose bundled boto3 reads
-the database password with no site-packages at all.
+the database password and the stream's shards with no site-packages at all.
 
 Needs target/pyflink-dependencies.jar (`make jar`, part of `make test`). No local services.
 """
@@ -131,3 +131,22 @@ def test_bundled_boto3_reads_the_password_without_site_packages(unpacked, secret
     boto3_file, password = result.stdout.split()
     assert Path(boto3_file).is_relative_to(unpacked / PY_FILES)
     assert password == "from-the-secret"
+
+
+def test_bundled_boto3_runs_the_shard_check_without_site_packages(unpacked, secrets_endpoint, tmp_path):
+    credentials = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+    boto3.client("kinesis", region_name="us-east-1", endpoint_url=secrets_endpoint, **credentials).create_stream(
+        StreamName="user-events", ShardCount=2)
+    groups = json.loads(LOCAL.read_text())
+    next(g for g in groups if g["PropertyGroupId"] == "source")["PropertyMap"]["aws.endpoint"] = secrets_endpoint
+    config = tmp_path / "cloud.json"
+    config.write_text(json.dumps(groups))
+    script = ("import sys\n"
+              f"sys.path[:0] = [{str(unpacked)!r}, {str(unpacked / PY_FILES)!r}]\n"
+              "from jobs import config, kinesis_shards\n"
+              f"kinesis_shards.check_stream(config.load(__import__('pathlib').Path({str(config)!r}), 'run'))\n")
+    result = subprocess.run([sys.executable, "-S", "-c", script], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=120, env=clean_env(drop_aws=True, AWS_EC2_METADATA_DISABLED="true"))
+    assert result.returncode != 0  # parallelism 1 for 2 open shards: refused, after listing them
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        "jobs.config.ConfigError: job.parallelism 1 puts shardId-000000000000 and shardId-000000000001 of stream user-events")
