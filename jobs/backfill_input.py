@@ -4,14 +4,15 @@
   guaranteed order), copied in chunks.
 - The raw archive (Parquet): sorted by arrival time, shard and sequence number (its files were
   written by parallel writers, so file order is not arrival order). An external merge sort: sorted
-  runs of at most RUN_BYTES are written to the scratch folder, then merged batch by batch, so
-  memory is bounded by one run, not by the archive.
+  runs of about RUN_BYTES are written to the scratch folder, then merged FAN_IN at a time, a batch
+  of each in memory, so memory is bounded by one run, not by the archive.
 """
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -21,11 +22,13 @@ from jobs.config import ConfigError
 
 ARCHIVE_SCHEMA = pa.schema([("payload", pa.string()), ("arrival_time", pa.timestamp("ms", tz="UTC")),
                             ("shard_id", pa.string()), ("sequence_number", pa.string())])
+KEYED_SCHEMA = ARCHIVE_SCHEMA.append(pa.field("sequence_key", pa.string()))
 # Sequence numbers are decimal strings of varying length: zero-padded, text order is number order.
 SORT_KEY = [("arrival_time", "ascending"), ("shard_id", "ascending"), ("sequence_key", "ascending")]
-RUN_BYTES = 64 << 20        # records sorted in memory at once (Arrow size); peak is a few times this
-BATCH_ROWS = 16_384         # rows read at a time, and the row group size of the runs
-OUTPUT_ROWS = 131_072       # rows per row group of the sorted file
+RUN_BYTES = 32 << 20    # records sorted in memory at once (Arrow size)
+FAN_IN = 16             # runs merged at once
+BATCH_ROWS = 4096       # rows read at a time, and the row group size of the runs
+OUTPUT_ROWS = 131_072   # rows per row group of the sorted file
 COPY_CHUNK = 1 << 20
 
 
@@ -72,17 +75,17 @@ def joined_lines(files: list[Path], scratch: Path) -> Path:
 def sorted_archive(files: list[Path], scratch: Path, run_bytes: int = RUN_BYTES) -> Path:
     """The raw archive's records as one Parquet file in arrival order (shard and sequence number
     break ties)."""
-    runs = _sorted_runs(_keyed_batches(files), scratch, run_bytes)
-    target = scratch / "archive.parquet"
-    with pq.ParquetWriter(target, ARCHIVE_SCHEMA) as writer:
-        pending: list[pa.Table] = []
-        for table in _merged(runs):
-            pending.append(table.drop(["sequence_key"]))
-            if sum(t.num_rows for t in pending) >= OUTPUT_ROWS:
-                writer.write_table(pa.concat_tables(pending))
-                pending = []
-        if pending:
-            writer.write_table(pa.concat_tables(pending))
+    names = (scratch / f"run-{n:05d}.parquet" for n in itertools.count())
+    runs = [_write([run], next(names), KEYED_SCHEMA, BATCH_ROWS) for run in _sorted_runs(_keyed_batches(files), run_bytes)]
+    while len(runs) > FAN_IN:  # merge FAN_IN runs at a time: the merge holds a batch of each
+        merged = []
+        for group in (runs[i:i + FAN_IN] for i in range(0, len(runs), FAN_IN)):
+            merged.append(_write(_merged(group), next(names), KEYED_SCHEMA, BATCH_ROWS))
+            for run in group:
+                run.unlink()
+        runs = merged
+    target = _write((table.drop(["sequence_key"]) for table in _merged(runs)), scratch / "archive.parquet",
+                    ARCHIVE_SCHEMA, OUTPUT_ROWS)
     for run in runs:
         run.unlink()
     return target
@@ -105,21 +108,33 @@ def _keyed_batches(files: list[Path]) -> Iterator[pa.Table]:
             yield table.append_column("sequence_key", sequence_key)
 
 
-def _sorted_runs(tables: Iterator[pa.Table], scratch: Path, run_bytes: int) -> list[Path]:
-    runs: list[Path] = []
+def _sorted_runs(tables: Iterator[pa.Table], run_bytes: int) -> Iterator[pa.Table]:
+    """The tables gathered into sorted runs of about ``run_bytes`` each."""
     pending: list[pa.Table] = []
+    size = 0
     for table in tables:
         pending.append(table)
-        if sum(t.nbytes for t in pending) >= run_bytes:
-            runs.append(_write_run(pending, scratch / f"run-{len(runs):05d}.parquet"))
-            pending = []
+        size += table.nbytes
+        if size >= run_bytes:
+            yield pa.concat_tables(pending).sort_by(SORT_KEY)
+            pending, size = [], 0
     if pending:
-        runs.append(_write_run(pending, scratch / f"run-{len(runs):05d}.parquet"))
-    return runs
+        yield pa.concat_tables(pending).sort_by(SORT_KEY)
 
 
-def _write_run(tables: list[pa.Table], path: Path) -> Path:
-    pq.write_table(pa.concat_tables(tables).sort_by(SORT_KEY), path, row_group_size=BATCH_ROWS)
+def _write(tables: Iterable[pa.Table], path: Path, schema: pa.Schema, row_group_rows: int) -> Path:
+    """The tables, in order, as one Parquet file of row groups of ``row_group_rows``."""
+    with pq.ParquetWriter(path, schema) as writer:
+        pending: list[pa.Table] = []
+        rows = 0
+        for table in tables:
+            pending.append(table)
+            rows += table.num_rows
+            if rows >= row_group_rows:
+                writer.write_table(pa.concat_tables(pending), row_group_size=row_group_rows)
+                pending, rows = [], 0
+        if pending:
+            writer.write_table(pa.concat_tables(pending), row_group_size=row_group_rows)
     return path
 
 

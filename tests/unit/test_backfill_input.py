@@ -43,8 +43,10 @@ def small_batches(monkeypatch):
     monkeypatch.setattr(backfill_input, "BATCH_ROWS", 500)  # several batches per file and per run
 
 
-@pytest.mark.parametrize("run_bytes", [20_000, backfill_input.RUN_BYTES])
-def test_backfill_archive_order_is_arrival_shard_then_sequence_number(tmp_path, run_bytes):
+@pytest.mark.parametrize("run_bytes, fan_in", [(20_000, 3), (backfill_input.RUN_BYTES, backfill_input.FAN_IN)],
+                         ids=["many runs merged in steps", "one run"])
+def test_backfill_archive_order_is_arrival_shard_then_sequence_number(tmp_path, monkeypatch, run_bytes, fan_in):
+    monkeypatch.setattr(backfill_input, "FAN_IN", fan_in)
     rng = random.Random(4)
     rows = _archive_rows(6000, rng)
     files = []
@@ -63,13 +65,14 @@ def test_backfill_archive_order_is_arrival_shard_then_sequence_number(tmp_path, 
     assert [p.name for p in scratch.iterdir()] == ["archive.parquet"]  # the runs are gone
 
 
-def test_backfill_archive_sort_uses_several_runs_with_a_small_budget(tmp_path):
+def test_backfill_archive_sort_makes_runs_of_about_its_budget(tmp_path):
     rows = _archive_rows(3000, random.Random(5))
     _write(tmp_path / "part.parquet", rows, pa.timestamp("ms", tz="UTC"))
-    runs = backfill_input._sorted_runs(backfill_input._keyed_batches([tmp_path / "part.parquet"]), tmp_path, 20_000)
-    assert len(runs) > 3
-    merged = pa.concat_tables(list(backfill_input._merged(runs)))
-    assert merged["payload"].to_pylist() == [r[0] for r in sorted(rows, key=lambda r: (r[1], r[2], r[3].zfill(64)))]
+    batches = list(backfill_input._keyed_batches([tmp_path / "part.parquet"]))
+    runs = list(backfill_input._sorted_runs(iter(batches), 2 * batches[0].nbytes))
+    assert [run.num_rows for run in runs] == [1000, 1000, 1000]  # two batches of 500 each
+    for run in runs:
+        assert run.equals(run.sort_by(backfill_input.SORT_KEY))
 
 
 def test_backfill_archive_without_its_columns_is_refused_naming_the_file(tmp_path):
