@@ -104,8 +104,11 @@ def _measure(kind: str, source: Path) -> dict:
 
 def _backfill_seconds(archive: Path, folder: Path, extra: list[str]) -> float:
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "jobs.feature_job", "backfill", "--config", str(CONFIG), "--input", str(archive),
-                    "--output-dir", str(folder / "out"), *extra], cwd=ROOT, capture_output=True, check=True)
+    result = subprocess.run([sys.executable, "-m", "jobs.feature_job", "backfill", "--config", str(CONFIG),
+                             "--input", str(archive), "--output-dir", str(folder / f"out{len(extra)}"), *extra],
+                            cwd=ROOT, capture_output=True, text=True)
+    if result.returncode:
+        raise SystemExit(f"backfill {' '.join(extra)} failed:\n{result.stderr[-3000:]}")
     return time.perf_counter() - started
 
 

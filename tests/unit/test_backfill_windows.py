@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from jobs import backfill_windows
+import pytest
+
+from jobs import backfill_windows, feature_job
 from jobs.backfill_windows import InputSpan, WindowRange
 from jobs.config import PROJECT_ROOT, load
 from jobs.feature_specs import FeatureSpec
@@ -56,3 +58,11 @@ def test_backfill_reports_a_group_without_a_complete_window():
         "user_activity_1h: no window is complete in the input; skipped 2 (--include-partial-windows writes them)")
     assert backfill_windows.report(TUMBLE_1H, InputSpan(SPAN.first_arrival, None, None), windows) == (
         "user_activity_1h: no valid events in the input, no window written")
+
+
+def test_backfill_from_takes_an_iso_utc_time(capsys):
+    base = ["backfill", "--input", "x", "--output-dir", "y", "--from"]
+    assert feature_job._parser().parse_args(base + ["2026-01-01T01:00:00Z"]).write_from == datetime(2026, 1, 1, 1)
+    with pytest.raises(SystemExit):
+        feature_job._parser().parse_args(base + ["2026-01-01 01:00"])
+    assert "argument --from: '2026-01-01 01:00' is not an ISO-8601 UTC time like 2026-01-01T01:00:00Z" in capsys.readouterr().err
