@@ -6,7 +6,9 @@
   python -m jobs.feature_job migrate  --config FILE [--dry-run]  create/extend the PostgreSQL tables
   python -m jobs.feature_job fingerprint --config FILE       the stateful operators' IDs (upgrades)
   python -m jobs.feature_job backfill --config FILE --input PATH --output-dir DIR
-                                                             same SQL over JSON-lines files -> Parquet
+                                                             same SQL over JSON lines or the raw archive
+                                                             -> Parquet (--to-postgres: and PostgreSQL),
+                                                             only the windows the input covers completely
 
 On Managed Flink the job is started without arguments and reads its config from
 /etc/flink/application_properties.json (see jobs/managed_flink_main.py).
@@ -20,12 +22,15 @@ import logging
 import sys
 import tempfile
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
 
 from jobs import config as job_config
-from jobs import counters, environment, kinesis_shards, pipeline, plan_fingerprint, rds, replay, secrets, upgrade
+from jobs import (backfill_input, backfill_windows, counters, environment, kinesis_shards, pipeline,
+                  plan_fingerprint, rds, replay, secrets, upgrade)
 from jobs.config import Config, ConfigError
+from jobs.feature_specs import load_specs
 from jobs.sinks import FeatureSchema, FeatureSchemaError
 from jobs.sql_catalog import SqlFileError, load_catalog
 
@@ -43,7 +48,7 @@ def _parser() -> argparse.ArgumentParser:
         ("run", "run the streaming job until stopped"),
         ("validate", "compile every statement against the real connectors; exit 0 or name file:line"),
         ("explain", "print the optimized plan (one source scan, one dedup shared by all features)"),
-        ("backfill", "run the same SQL over bounded JSON-lines input and write Parquet"),
+        ("backfill", "run the same SQL over bounded input (JSON lines or the raw archive) and write Parquet"),
         ("migrate", "create or extend the PostgreSQL feature tables derived from the feature SQL"),
         ("fingerprint", "print Flink's IDs of the stateful operators this SQL and config run with (JSON)"),
     ):
@@ -51,10 +56,16 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("--config", type=Path, help="property-group JSON (default: Managed Flink's file)")
         command.add_argument("--sql-dir", type=Path, default=DEFAULT_SQL_DIR, help="folder of SQL files")
         if name == "backfill":
-            command.add_argument("--input", type=Path, required=True, help="JSON-lines file or folder of them")
+            command.add_argument("--input", type=Path, required=True, help="JSON-lines file or folder of them, or the raw archive (_raw/ folder)")
             command.add_argument("--output-dir", type=Path, required=True, help="where Parquet is written")
             command.add_argument("--to-postgres", action="store_true",
                                  help="also upsert the windows into the rds group's PostgreSQL tables (corrections)")
+            command.add_argument("--include-partial-windows", action="store_true",
+                                 help="also write the first and last windows, which the input covers only in part "
+                                      "(right when the input is the whole history)")
+            command.add_argument("--from", dest="write_from", type=_utc_time, metavar="TIME",
+                                 help="write only windows starting at or after TIME (e.g. 2026-01-01T01:00:00Z), "
+                                      "for input that starts earlier to warm up dedup and the watermark")
         if name == "run":
             command.add_argument("--fresh", action="store_true",
                                  help="ignore retained checkpoints in job.checkpoint.dir and start over")
@@ -66,6 +77,17 @@ def _parser() -> argparse.ArgumentParser:
         if name == "migrate":
             command.add_argument("--dry-run", action="store_true", help="print the statements, change nothing")
     return parser
+
+
+def _utc_time(text: str) -> datetime:
+    """An ISO-8601 UTC time ending in Z, as naive UTC (like the feature rows' window bounds)."""
+    try:
+        moment = datetime.fromisoformat(text.removesuffix("Z") + "+00:00") if text.endswith("Z") else None
+    except ValueError:
+        moment = None
+    if moment is None:
+        raise argparse.ArgumentTypeError(f"'{text}' is not an ISO-8601 UTC time like 2026-01-01T01:00:00Z")
+    return moment.astimezone(timezone.utc).replace(tzinfo=None)
 
 
 def _managed(args: argparse.Namespace) -> bool:
@@ -218,63 +240,6 @@ def migrate(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
-def _input_files(path: Path) -> list[Path]:
-    """The file itself, or a folder's files in name order (hidden and _SUCCESS-style files skipped)."""
-    if path.is_file():
-        return [path]
-    files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith((".", "_")))
-    if not files:
-        raise ConfigError(f"--input {path}: no files found")
-    return files
-
-
-def _is_parquet(path: Path) -> bool:
-    with path.open("rb") as file:
-        return file.read(4) == b"PAR1"
-
-
-def _sorted_archive(files: list[Path], scratch: Path) -> Path:
-    """The raw archive's records in arrival order (shard and sequence number break ties), as one
-    Parquet file: its shards were written by parallel writers, so file order is not arrival order."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    import pyarrow.dataset as ds
-    import pyarrow.parquet as pq
-
-    columns = ["payload", "arrival_time", "shard_id", "sequence_number"]
-    table = ds.dataset([str(f) for f in files], format="parquet").to_table(columns=columns)
-    table = table.append_column("sequence_key", pc.utf8_lpad(pc.fill_null(table["sequence_number"], ""), 64, "0"))
-    table = table.sort_by([("arrival_time", "ascending"), ("shard_id", "ascending"), ("sequence_key", "ascending")])
-    table = table.select(columns).cast(pa.schema([
-        ("payload", pa.string()), ("arrival_time", pa.timestamp("ms", tz="UTC")),
-        ("shard_id", pa.string()), ("sequence_number", pa.string()),
-    ]))
-    sorted_file = scratch / "archive.parquet"
-    pq.write_table(table, sorted_file)
-    return sorted_file
-
-
-def _joined_lines(files: list[Path], scratch: Path) -> Path:
-    """JSON-lines files joined in name order, so records are read in a known order (the file
-    source would otherwise read a folder's files in no guaranteed order)."""
-    if len(files) == 1:
-        return files[0]
-    joined = scratch / "input.jsonl"
-    with joined.open("wb") as out:
-        for file in files:
-            data = file.read_bytes()
-            out.write(data if not data or data.endswith(b"\n") else data + b"\n")
-    return joined
-
-
-def _prepare_input(path: Path, scratch: Path) -> tuple[str, Path]:
-    """(source connector, single input file): JSON lines, or the raw archive's Parquet."""
-    files = _input_files(path)
-    if _is_parquet(files[0]):
-        return "archive", _sorted_archive(files, scratch)
-    return "file", _joined_lines(files, scratch)
-
-
 def backfill(args: argparse.Namespace, config: Config) -> int:
     if not args.input.exists():
         raise ConfigError(f"--input {args.input}: no such file or folder")
@@ -283,9 +248,10 @@ def backfill(args: argparse.Namespace, config: Config) -> int:
         if "rds" not in config.groups:
             raise ConfigError(f"{config.origin}: backfill --to-postgres needs property group 'rds'")
         password = secrets.sink_password(config)
+    specs = None if args.include_partial_windows else load_specs(args.sql_dir, config)
     args.output_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="backfill-") as scratch:
-        connector, input_file = _prepare_input(args.input, Path(scratch))
+        connector, input_file = backfill_input.prepare(args.input, Path(scratch))
         output_root = pipeline.sink_root(args.output_dir)
         config = config.with_overrides({
             "backfill": {"input.path": input_file.resolve().as_uri()},
@@ -294,12 +260,20 @@ def backfill(args: argparse.Namespace, config: Config) -> int:
         # Parallelism 1: records are processed in file order, so the outcome is deterministic.
         t_env = environment.create(config, managed=False, streaming_source=False, parallelism=1)
         catalog = load_catalog(args.sql_dir, connector, config)
-        built = pipeline.build(t_env, catalog, config, output_root=output_root,
-                               jdbc_password=password, streaming_commit=False)
+        span = None if specs is None else backfill_windows.measure(catalog)
+        windows = (backfill_windows.WindowRange(args.write_from, None) if span is None
+                   else backfill_windows.complete_range(span, connector, config, args.write_from))
+        built = pipeline.build(t_env, catalog, config, output_root=output_root, jdbc_password=password,
+                               streaming_commit=False, only_windows=windows.condition())
         built.statement_set.execute().wait()
     for feature in built.features:
         print(f"{feature.name}: {args.output_dir / feature.name}")
     print(f"quarantine: {args.output_dir / '_quarantine'}")
+    if windows.condition():
+        print(f"windows written: {windows.condition()}")
+    if span is not None:
+        for feature in built.features:
+            print(backfill_windows.report(specs[feature.name], span, windows))
     if args.to_postgres:
         print(f"upserted into PostgreSQL: {', '.join(f.name for f in built.features)}")
     return 0

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 from pyflink.table import StatementSet, Table, TableEnvironment
+from pyflink.table.expressions import call_sql
 
 from jobs import plan_fingerprint, replay, sinks
 from jobs.config import Config
@@ -78,8 +79,21 @@ def _column_from_printed(name: str, printed: str) -> sinks.Column:
     return sinks.Column(name, flink_type, nullable)
 
 
-def register_features(t_env: TableEnvironment, catalog: Catalog) -> list[sinks.FeatureSchema]:
-    """Register sources, views, UDFs and one view per feature; return the features' schemas."""
+def register_events(t_env: TableEnvironment, catalog: Catalog) -> None:
+    """Register the sources and the `events` view (views/events.sql) only: what a batch query over
+    the input's records needs (the dedup view reads the watermark, which batch mode has not)."""
+    for statement in catalog.tables + [view for view in catalog.views if view.path.stem == "events"]:
+        _run(statement, t_env.execute_sql)
+
+
+def register_features(t_env: TableEnvironment, catalog: Catalog,
+                      only_windows: str | None = None) -> list[sinks.FeatureSchema]:
+    """Register sources, views, UDFs and one view per feature; return the features' schemas.
+
+    ``only_windows``: a SQL condition on window_start/window_end every feature row must meet
+    (bounded runs: a backfill writes only the windows its input covers completely). Applied to
+    the feature's view, so every sink derived from it (rows, markers, counter) sees the same rows.
+    """
     for statement in catalog.tables + catalog.views:
         _run(statement, t_env.execute_sql)
 
@@ -93,20 +107,23 @@ def register_features(t_env: TableEnvironment, catalog: Catalog) -> list[sinks.F
     for feature in catalog.features:
         table = _run(feature.query, t_env.sql_query)
         schemas.append(_schema_of(table, feature))
+        if only_windows:
+            table = table.where(call_sql(only_windows))
         t_env.create_temporary_view(feature.name, table)
     return schemas
 
 
 def build(t_env: TableEnvironment, catalog: Catalog, config: Config, *, output_root: str,
-          jdbc_password: str | None, streaming_commit: bool) -> Pipeline:
+          jdbc_password: str | None, streaming_commit: bool, only_windows: str | None = None) -> Pipeline:
     """Everything in one StatementSet: each feature's derived sinks, then the fixed sinks.
 
-    ``jdbc_password`` None means no PostgreSQL sinks (backfill writes Parquet only). A streaming job
-    writes each group's windows past its replay cut-over only (jobs/replay.py); a backfill all.
+    ``jdbc_password`` None means no PostgreSQL sinks (backfill writes Parquet only);
+    ``only_windows``: see register_features (the streaming job passes none). A streaming job writes
+    each group's windows past its replay cut-over only (jobs/replay.py); a backfill all.
     """
     pipeline = Pipeline(t_env.create_statement_set(), t_env, catalog, config)
     cut = config.cut() if streaming_commit else replay.Cut("", None)
-    for feature, schema in zip(catalog.features, register_features(t_env, catalog)):
+    for feature, schema in zip(catalog.features, register_features(t_env, catalog, only_windows)):
         pipeline.features.append(schema)
         commit_delay = config.get_int("output", "partition.commit.delay.minutes") if streaming_commit else None
 

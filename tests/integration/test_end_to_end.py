@@ -209,7 +209,8 @@ def test_an_idle_shard_does_not_stop_the_windows(tmp_path):
 
 
 def test_backfill_corrects_postgres_from_the_raw_events(tmp_path):
-    """The correction path for late data: recompute windows from raw events and upsert them."""
+    """Recompute windows from the raw events of the whole history and upsert them (a slice of the
+    history: tests/integration/test_backfill_correction.py)."""
     name = "e2e-correction"
     config = write_config(tmp_path, name)
     settings = start_services(config)
@@ -218,7 +219,7 @@ def test_backfill_corrects_postgres_from_the_raw_events(tmp_path):
     source = tmp_path / "raw.jsonl"
     source.write_text("\n".join(lines) + "\n")
     assert feature_job.main(["backfill", "--config", str(config), "--input", str(source),
-                             "--output-dir", str(tmp_path / "out"), "--to-postgres"]) == 0
+                             "--output-dir", str(tmp_path / "out"), "--to-postgres", "--include-partial-windows"]) == 0
     expected = oracle.replay(lines, datetime.now(timezone.utc), DELAY)
     assert_matches(postgres_rows(settings, "user_activity_5m"), oracle.user_activity_5m(expected))
     assert_matches(postgres_rows(settings, "user_activity_1h"), oracle.user_activity_1h(expected))

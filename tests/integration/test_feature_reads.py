@@ -43,7 +43,7 @@ def stores(tmp_path_factory):
     out = folder / "out"
     assert feature_job.main(["migrate", "--config", str(config_path)]) == 0
     assert feature_job.main(["backfill", "--config", str(config_path), "--input", str(source),
-                             "--output-dir", str(out), "--to-postgres"]) == 0
+                             "--output-dir", str(out), "--to-postgres", "--include-partial-windows"]) == 0
     outcome = oracle.replay(lines, datetime.now(timezone.utc), DELAY)
     expected = {name: build(outcome) for name, (_, _, build) in GROUPS.items()}
     config = load(config_path, "serve")

@@ -51,12 +51,14 @@ def main() -> None:
         # Warm the JVM first so neither ordering pays for JIT compilation.
         warmup = scratch / "warmup.jsonl"
         warmup.write_text("\n".join(lines[:20_000]) + "\n")
-        feature_job.main(["backfill", "--config", str(CONFIG), "--input", str(warmup), "--output-dir", str(scratch / "w")])
+        feature_job.main(["backfill", "--config", str(CONFIG), "--input", str(warmup), "--output-dir", str(scratch / "w"),
+                          "--include-partial-windows"])
         for label, column in ORDERINGS.items():
             out = scratch / f"out-{column}"
             started = time.perf_counter()
             feature_job.main(["backfill", "--config", str(CONFIG), "--input", str(source),
-                              "--output-dir", str(out), "--sql-dir", str(_sql_dir(scratch, column))])
+                              "--output-dir", str(out), "--sql-dir", str(_sql_dir(scratch, column)),
+                              "--include-partial-windows"])
             seconds = time.perf_counter() - started
             rows = read_rows(out / "user_activity_5m")
             print(f"{label:28s} {len(lines) / seconds:>10,.0f} records/s  {seconds:6.1f} s  "

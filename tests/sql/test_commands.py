@@ -103,7 +103,7 @@ def test_backfill_is_utc_whatever_the_machine_zone(tmp_path):
     # A clean environment: not this process's JVM settings nor its PyFlink gateway.
     env = clean_env(TZ="Asia/Seoul")
     result = subprocess.run([sys.executable, "-m", "jobs.feature_job", "backfill", "--config", str(CONFIG),
-                             "--input", str(source), "--output-dir", str(out)], cwd=ROOT, env=env,
+                             "--input", str(source), "--output-dir", str(out), "--include-partial-windows"], cwd=ROOT, env=env,
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
     expected = oracle.replay(lines, datetime.now(timezone.utc), DELAY)
@@ -119,7 +119,8 @@ def test_backfill_reads_a_folder_in_name_order(tmp_path):
     (folder / "part-2.jsonl").write_text("\n".join(lines[half:]))  # no trailing newline: still split
     (folder / "part-1.jsonl").write_text("\n".join(lines[:half]))
     out = tmp_path / "out"
-    assert feature_job.main(["backfill", "--config", str(CONFIG), "--input", str(folder), "--output-dir", str(out)]) == 0
+    assert feature_job.main(["backfill", "--config", str(CONFIG), "--input", str(folder), "--output-dir", str(out),
+                             "--include-partial-windows"]) == 0
     expected = oracle.replay(lines, datetime.now(timezone.utc), DELAY)
     assert_matches(read_rows(out / "user_activity_5m"), oracle.user_activity_5m(expected))
 
@@ -150,7 +151,7 @@ def test_backfill_replays_the_raw_archive_in_arrival_order(tmp_path):
     (folder / "_SUCCESS").write_text("")
     out = tmp_path / "out"
     assert feature_job.main(["backfill", "--config", str(CONFIG), "--input", str(tmp_path / "_raw"),
-                             "--output-dir", str(out)]) == 0
+                             "--output-dir", str(out), "--include-partial-windows"]) == 0
     expected = oracle.replay(lines, arrivals, DELAY)
     assert ("event_time more than 300 s after arrival" in {reason for _, reason in expected.quarantined})
     assert_matches(read_rows(out / "user_activity_5m"), oracle.user_activity_5m(expected))
