@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -26,17 +27,20 @@ from deploy.local.state import DEFAULT_STATE
 NAME = "test-demo"
 DATABASE = "features_test_demo"
 CONFIG_PATH = DEFAULT_STATE.root / f"{NAME}.json"
+CHECKPOINTS = DEFAULT_STATE.root / f"{NAME}-checkpoints"
+# A feature a user adds while the demo runs (copied from user_activity_5m, a 1-minute window).
+ADDED = config.REPO_ROOT / "sql" / "features" / "demo_added_1m.sql"
 DEMO_SECONDS = 40
 FEATURE = "user_activity_5m"
 
 
 def _write_config() -> Path:
-    """The demo config with the stream, bucket and database renamed; checkpoints in memory."""
+    """The demo config with the stream, bucket, database and checkpoint folder renamed."""
     groups = json.loads(config.DEFAULT_CONFIG.read_text())
     for group in groups:
         props = group["PropertyMap"]
         if group["PropertyGroupId"] == "job":
-            props["checkpoint.dir"] = ""
+            props["checkpoint.dir"] = str(CHECKPOINTS.relative_to(config.REPO_ROOT))
         elif group["PropertyGroupId"] == "source":
             props["stream.arn"] = f"arn:aws:kinesis:us-east-1:000000000000:stream/{NAME}"
         elif group["PropertyGroupId"] == "output":
@@ -62,9 +66,11 @@ def settings() -> Iterator[config.LocalSettings]:
     try:
         services.up(loaded, DEFAULT_STATE)  # conftest.py stops the services afterwards if they were down
         services.reset(loaded)  # so whatever the assertions find, this run wrote
+        shutil.rmtree(CHECKPOINTS, ignore_errors=True)
         yield loaded
     finally:
         job.stop(DEFAULT_STATE, CONFIG_PATH)
+        ADDED.unlink(missing_ok=True)
 
 
 def _data_keys(settings: config.LocalSettings, folder: str) -> list[str]:
@@ -102,6 +108,20 @@ def test_demo_end_to_end(settings: config.LocalSettings) -> None:
     assert running is not None and running.ours
     watch = _cli("demo", "--watch", "--no-produce", "--seconds", "0", timeout=60)
     assert watch.returncode == 0, watch.stdout[-2000:] + watch.stderr[-2000:]
+
+    # A feature file added while the job runs, shipped with the documented command: the new job
+    # replays what it needs and the new table fills from the next windows on.
+    ADDED.write_text((ADDED.parent / "user_activity_5m.sql").read_text()
+                     .replace("INTERVAL '1' MINUTE, INTERVAL '5' MINUTE", "INTERVAL '1' MINUTE, INTERVAL '1' MINUTE"))
+    upgraded = _cli("upgrade", timeout=400)
+    assert upgraded.returncode == 0, upgraded.stdout[-3000:] + upgraded.stderr[-3000:]
+    assert "upgrade: added demo_added_1m" in upgraded.stdout, upgraded.stdout
+    running = job.find(DEFAULT_STATE, CONFIG_PATH)
+    fresh = _cli("demo", "--watch", "--seconds", "100", timeout=300)  # fresh events every 5 s
+    assert fresh.returncode == 0, fresh.stdout[-2000:] + fresh.stderr[-2000:]
+    with psycopg.connect(**settings.postgres.conninfo()) as conn:
+        added_rows = conn.execute("SELECT count(*) FROM demo_added_1m").fetchone()[0]
+    assert added_rows > 0
     stop = _cli("stop-job", timeout=60)
     assert f"stopped job pid {running.pid}" in stop.stdout, stop.stdout + stop.stderr
     assert job.find(DEFAULT_STATE, CONFIG_PATH) is None
