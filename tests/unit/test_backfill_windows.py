@@ -14,8 +14,8 @@ from jobs.feature_specs import FeatureSpec
 CONFIG = load(PROJECT_ROOT / "deploy" / "config" / "local.json", "backfill")  # skew 300 s, delay 30 s
 SPAN = InputSpan(first_arrival=datetime(2026, 1, 1, 0, 37, 30, 120000),
                  first_event=datetime(2026, 1, 1, 0, 37, 10), last_event=datetime(2026, 1, 1, 2, 3, 8, 92000))
-HOP_5M = FeatureSpec("user_activity_5m", "x.sql:1", "HOP", timedelta(minutes=1), timedelta(minutes=5), {})
-TUMBLE_1H = FeatureSpec("user_activity_1h", "x.sql:1", "TUMBLE", timedelta(hours=1), timedelta(hours=1), {})
+HOP_5M = FeatureSpec("user_activity_5m", "x.sql:1", "HOP", timedelta(minutes=1), timedelta(minutes=5), (), {})
+TUMBLE_1H = FeatureSpec("user_activity_1h", "x.sql:1", "TUMBLE", timedelta(hours=1), timedelta(hours=1), (), {})
 
 
 def test_backfill_windows_of_the_raw_archive_start_a_future_skew_after_the_first_arrival():
