@@ -86,11 +86,24 @@ def sorted_archive(files: list[Path], scratch: Path, run_bytes: int = RUN_BYTES)
             for run in group:
                 run.unlink()
         runs = merged
-    target = _write((table.drop(["sequence_key"]) for table in _merged(runs)), scratch / "archive.parquet",
-                    ARCHIVE_SCHEMA, OUTPUT_ROWS, "snappy")
+    target = _write((_first_copies(table).drop(["sequence_key"]) for table in _merged(runs)),
+                    scratch / "archive.parquet", ARCHIVE_SCHEMA, OUTPUT_ROWS, "snappy")
     for run in runs:
         run.unlink()
     return target
+
+
+def _first_copies(table: pa.Table) -> pa.Table:
+    """Each Kinesis record once. A replay upgrade archives again what the old version archived
+    between its start and the stop: the copies share shard, sequence number and arrival time, so
+    in sort order they are neighbours (and the merge emits them in the same table)."""
+    if table.num_rows < 2:
+        return table
+    key = pc.binary_join_element_wise(pc.fill_null(table["shard_id"], ""), table["sequence_key"], "|").combine_chunks()
+    repeated = pc.equal(key.slice(1), key.slice(0, len(key) - 1))
+    # A record without a sequence number (not from Kinesis) is never taken for a copy.
+    repeated = pc.and_(repeated, pc.is_valid(table["sequence_number"].combine_chunks().slice(1)))
+    return table.filter(pa.concat_arrays([pa.array([True]), pc.invert(repeated)]))
 
 
 def _keyed_batches(files: list[Path]) -> Iterator[pa.Table]:

@@ -17,6 +17,7 @@ On Managed Flink the job is started without arguments and reads its config from
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -32,7 +33,7 @@ from jobs import (backfill_input, backfill_windows, counters, environment, kines
 from jobs.config import Config, ConfigError
 from jobs.feature_specs import load_specs
 from jobs.sinks import FeatureSchema, FeatureSchemaError
-from jobs.sql_catalog import SqlFileError, load_catalog
+from jobs.sql_catalog import Catalog, SqlFileError, load_catalog
 
 log = logging.getLogger("jobs.feature_job")
 
@@ -57,7 +58,15 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("--sql-dir", type=Path, default=DEFAULT_SQL_DIR, help="folder of SQL files")
         if name == "backfill":
             command.add_argument("--input", type=Path, required=True, help="JSON-lines file or folder of them, or the raw archive (_raw/ folder)")
-            command.add_argument("--output-dir", type=Path, required=True, help="where Parquet is written")
+            command.add_argument("--output-dir", required=True,
+                                 help="where Parquet is written: a folder, or the job's s3://BUCKET/PREFIX to fill "
+                                      "a new feature's history in place (with --feature and --until)")
+            command.add_argument("--feature", action="append", metavar="NAME",
+                                 help="only this feature group (repeatable); the fixed outputs (quarantine, late) "
+                                      "are then not written: the job wrote them")
+            command.add_argument("--until", type=_utc_time, metavar="TIME",
+                                 help="write only windows ending at or before TIME, e.g. a new group's cut-over, "
+                                      "after which the job writes its windows itself")
             command.add_argument("--to-postgres", action="store_true",
                                  help="also upsert the windows into the rds group's PostgreSQL tables (corrections)")
             command.add_argument("--include-partial-windows", action="store_true",
@@ -249,26 +258,29 @@ def backfill(args: argparse.Namespace, config: Config) -> int:
             raise ConfigError(f"{config.origin}: backfill --to-postgres needs property group 'rds'")
         password = secrets.sink_password(config)
     specs = None if args.include_partial_windows else load_specs(args.sql_dir, config)
-    args.output_dir.mkdir(parents=True, exist_ok=True)
+    output_root = _backfill_output(args.output_dir)
     with tempfile.TemporaryDirectory(prefix="backfill-") as scratch:
         connector, input_file = backfill_input.prepare(args.input, Path(scratch))
-        output_root = pipeline.sink_root(args.output_dir)
         config = config.with_overrides({
             "backfill": {"input.path": input_file.resolve().as_uri()},
             "output": {"path": output_root},
         })
         # Parallelism 1: records are processed in file order, so the outcome is deterministic.
         t_env = environment.create(config, managed=False, streaming_source=False, parallelism=1)
-        catalog = load_catalog(args.sql_dir, connector, config)
+        catalog = _only_features(load_catalog(args.sql_dir, connector, config), args.feature)
         span = None if specs is None else backfill_windows.measure(catalog)
         windows = (backfill_windows.WindowRange(args.write_from, None) if span is None
                    else backfill_windows.complete_range(span, connector, config, args.write_from))
+        if args.until:
+            windows = dataclasses.replace(windows, end=min(filter(None, (windows.end, args.until))))
         built = pipeline.build(t_env, catalog, config, output_root=output_root, jdbc_password=password,
                                streaming_commit=False, only_windows=windows.condition())
         built.statement_set.execute().wait()
+    shown = args.output_dir.rstrip("/")
     for feature in built.features:
-        print(f"{feature.name}: {args.output_dir / feature.name}")
-    print(f"quarantine: {args.output_dir / '_quarantine'}")
+        print(f"{feature.name}: {shown}/{feature.name}")
+    if catalog.sinks:
+        print(f"quarantine: {shown}/_quarantine")
     if windows.condition():
         print(f"windows written: {windows.condition()}")
     if span is not None:
@@ -277,6 +289,26 @@ def backfill(args: argparse.Namespace, config: Config) -> int:
     if args.to_postgres:
         print(f"upserted into PostgreSQL: {', '.join(f.name for f in built.features)}")
     return 0
+
+
+def _backfill_output(text: str) -> str:
+    """The output root as the filesystem connector wants it: s3:// as given, a folder as file://."""
+    if text.startswith(("s3://", "s3a://")):
+        return text.rstrip("/")
+    folder = Path(text)
+    folder.mkdir(parents=True, exist_ok=True)
+    return pipeline.sink_root(folder)
+
+
+def _only_features(catalog: Catalog, names: list[str] | None) -> Catalog:
+    """The catalog with only the named feature groups, and without the fixed outputs."""
+    if not names:
+        return catalog
+    known = {feature.name for feature in catalog.features}
+    unknown = sorted(set(names) - known)
+    if unknown:
+        raise ConfigError(f"--feature {', '.join(unknown)}: no such feature group (known: {', '.join(sorted(known))})")
+    return dataclasses.replace(catalog, features=[f for f in catalog.features if f.name in names], sinks=[])
 
 
 COMMANDS = {"run": run, "validate": validate, "explain": explain, "backfill": backfill, "migrate": migrate,

@@ -90,3 +90,23 @@ def test_backfill_joins_json_lines_in_name_order_adding_missing_line_breaks(tmp_
     connector, joined = backfill_input.prepare(tmp_path / "in", tmp_path)
     assert connector == "file"
     assert joined.read_bytes() == b'{"n": 1}\n{"n": 2}\n{"n": 3}\n'
+
+
+def test_records_archived_twice_are_replayed_once(tmp_path):
+    """A replay upgrade archives again what the old version archived after its start: the copies
+    share shard, sequence number and arrival time; records without a sequence number are kept."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from jobs.backfill_input import ARCHIVE_SCHEMA, sorted_archive
+
+    moment = pa.array([0, 0, 1, 1, 2, 2], pa.timestamp("ms", tz="UTC"))
+    rows = pa.table({"payload": ["a", "b", "c", "c", "d", "e"], "arrival_time": moment,
+                     "shard_id": ["s-0", "s-1", "s-0", "s-0", None, None],
+                     "sequence_number": ["1", "1", "2", "2", None, None]}, schema=ARCHIVE_SCHEMA)
+    (tmp_path / "v1").mkdir()
+    (tmp_path / "v2").mkdir()
+    pq.write_table(rows.slice(0, 3), tmp_path / "v1" / "part-0")
+    pq.write_table(rows.slice(3), tmp_path / "v2" / "part-0")
+    out = pq.read_table(sorted_archive([tmp_path / "v1" / "part-0", tmp_path / "v2" / "part-0"], tmp_path))
+    assert out["payload"].to_pylist() == ["a", "b", "c", "d", "e"]
