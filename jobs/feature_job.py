@@ -195,7 +195,7 @@ def _local_start(args: argparse.Namespace, config: Config, password: str) -> _St
         return _Start(f"resuming from checkpoint {latest}: {change.describe()}{forced}", built, new, cut, latest)
     cut = upgrade.prepare(config, args.sql_dir, state.fingerprint.groups, new, trim=not args.dry_run)
     reason = (f"upgrade: {change.describe()} since the last run on {config.get('job', 'checkpoint.dir')}, so its "
-              f"checkpoint cannot be restored; replay with fresh state, {upgrade.describe(cut)}")
+              f"checkpoint cannot be restored; replay with fresh state, {upgrade.describe(cut, change.added)}")
     return _Start(reason, built, new, cut, rebuild=True, forget_checkpoints=True)
 
 

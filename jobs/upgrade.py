@@ -205,7 +205,14 @@ def prepare(config: Config, sql_dir: Path, old_groups: Iterable[str], new: Finge
     return cut
 
 
-def describe(cut: replay.Cut) -> str:
-    parts = [f"{group} after {sinks['postgres']:%H:%M} (PostgreSQL) / {sinks['parquet']:%H:%M} (Parquet)"
+def describe(cut: replay.Cut, new_groups: Iterable[str] = ()) -> str:
+    """What the replay does, and the command that fills each new group's history."""
+    iso = "%Y-%m-%dT%H:%M:%SZ"
+    parts = [f"{group} after {sinks['postgres']:{iso}} (PostgreSQL) / {sinks['parquet']:{iso}} (Parquet)"
              for group, sinks in sorted(cut.until.items())]
-    return f"reading the stream again from {cut.start:%Y-%m-%dT%H:%M:%SZ}; writing {', '.join(parts)}"
+    text = f"reading the stream again from {cut.start:{iso}}; writing {', '.join(parts)}"
+    for group in sorted(new_groups):
+        text += (f"; {group}'s history: `python -m jobs.feature_job backfill --config FILE --input <_raw folder> "
+                 f"--feature {group} --until {cut.writes_after(group, 'parquet'):{iso}} --output-dir <output.path> "
+                 "--to-postgres` (README, Upgrades)")
+    return text

@@ -139,7 +139,8 @@ def _deploy_replay(args: argparse.Namespace, settings, artifact, existing, new, 
         aws.execute(settings, plan.Plan([upgrade.stop_call(settings)]), clients)
     detail = upgrade.wait_until_ready(clients.kinesisanalyticsv2, settings.application_name)
     cut = job_upgrade.prepare(settings.job, args.sql_dir, old_groups, new, trim=True)
-    log.info("replay upgrade: %s", job_upgrade.describe(cut))
+    added = sorted(set(new.groups) - set(old_groups))
+    log.info("replay upgrade: %s", job_upgrade.describe(cut, added))
     shipped = requests(cut, detail)
     aws.execute(settings, shipped, clients)
     print(f"deployed {settings.application_name} as a replay upgrade: {job_upgrade.describe(cut)}; "
