@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -123,34 +123,32 @@ def _keyed_batches(files: list[Path]) -> Iterator[pa.Table]:
             yield table.append_column("sequence_key", sequence_key)
 
 
-def _sorted_runs(tables: Iterator[pa.Table], run_bytes: int) -> Iterator[pa.Table]:
-    """The tables gathered into sorted runs of about ``run_bytes`` each."""
+def _gathered(tables: Iterable[pa.Table], size_of: Callable[[pa.Table], int], limit: int) -> Iterator[pa.Table]:
+    """The tables, in order, concatenated into pieces of at least ``limit`` (the last may be smaller)."""
     pending: list[pa.Table] = []
     size = 0
     for table in tables:
         pending.append(table)
-        size += table.nbytes
-        if size >= run_bytes:
-            yield pa.concat_tables(pending).sort_by(SORT_KEY)
+        size += size_of(table)
+        if size >= limit:
+            yield pa.concat_tables(pending)
             pending, size = [], 0
     if pending:
-        yield pa.concat_tables(pending).sort_by(SORT_KEY)
+        yield pa.concat_tables(pending)
+
+
+def _sorted_runs(tables: Iterator[pa.Table], run_bytes: int) -> Iterator[pa.Table]:
+    """The tables gathered into sorted runs of about ``run_bytes`` each."""
+    for run in _gathered(tables, lambda table: table.nbytes, run_bytes):
+        yield run.sort_by(SORT_KEY)
 
 
 def _write(tables: Iterable[pa.Table], path: Path, schema: pa.Schema, row_group_rows: int, compression: str) -> Path:
     """The tables, in order, as one Parquet file of row groups of ``row_group_rows``. No
     dictionaries: payloads are all different, and trying costs a third of the writing time."""
     with pq.ParquetWriter(path, schema, compression=compression, use_dictionary=False) as writer:
-        pending: list[pa.Table] = []
-        rows = 0
-        for table in tables:
-            pending.append(table)
-            rows += table.num_rows
-            if rows >= row_group_rows:
-                writer.write_table(pa.concat_tables(pending), row_group_size=row_group_rows)
-                pending, rows = [], 0
-        if pending:
-            writer.write_table(pa.concat_tables(pending), row_group_size=row_group_rows)
+        for piece in _gathered(tables, lambda table: table.num_rows, row_group_rows):
+            writer.write_table(piece, row_group_size=row_group_rows)
     return path
 
 

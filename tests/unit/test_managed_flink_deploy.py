@@ -404,12 +404,17 @@ def running_with(plan_record, status="RUNNING", version=7):
     return found
 
 
-def test_unchanged_plan_updates_with_the_snapshot_restore(monkeypatch, conf, artifact, aws_env, capsys):
-    clients, flink, iam = aws_env
+def deployed_with(plan_record, clients, flink, iam):
+    """A RUNNING application that records ``plan_record``, with its code bucket and role in place."""
     make_bucket(clients)
     role_exists(iam)
-    flink.add_response("describe_application", {"ApplicationDetail": running_with(FINGERPRINT.summary())},
+    flink.add_response("describe_application", {"ApplicationDetail": running_with(plan_record)},
                        {"ApplicationName": "feature-pipeline"})
+
+
+def test_unchanged_plan_updates_with_the_snapshot_restore(monkeypatch, conf, artifact, aws_env, capsys):
+    clients, flink, iam = aws_env
+    deployed_with(FINGERPRINT.summary(), clients, flink, iam)
     monkeypatch.setattr(aws, "make_clients", lambda region: clients)
     assert cli.main(["deploy", "--config", str(EXAMPLE), "--dry-run", "--zip", str(artifact.path)]) == 0
     printed = json.loads(capsys.readouterr().out)
@@ -436,11 +441,8 @@ def _replay_stubs(flink, version=7):
 
 def test_changed_plan_stops_updates_without_restore_and_starts(monkeypatch, conf, artifact, aws_env, capsys):
     clients, flink, iam = aws_env
-    make_bucket(clients)
     make_logs(clients, conf)
-    role_exists(iam)
-    flink.add_response("describe_application", {"ApplicationDetail": running_with(OLD_PLAN.summary())},
-                       {"ApplicationName": "feature-pipeline"})
+    deployed_with(OLD_PLAN.summary(), clients, flink, iam)
     _replay_stubs(flink)
     prepared = []
     monkeypatch.setattr(job_upgrade, "prepare", lambda config, sql_dir, groups, new, trim: prepared.append(trim) or CUT)
@@ -462,10 +464,7 @@ def test_changed_plan_update_carries_the_cut_over(conf, artifact):
 
 def test_dry_run_of_a_changed_plan_shows_stop_update_start(monkeypatch, conf, artifact, aws_env, capsys):
     clients, flink, iam = aws_env
-    make_bucket(clients)
-    role_exists(iam)
-    flink.add_response("describe_application", {"ApplicationDetail": running_with(OLD_PLAN.summary())},
-                       {"ApplicationName": "feature-pipeline"})
+    deployed_with(OLD_PLAN.summary(), clients, flink, iam)
     monkeypatch.setattr(job_upgrade, "prepare", lambda config, sql_dir, groups, new, trim: CUT)
     monkeypatch.setattr(aws, "make_clients", lambda region: clients)
     assert cli.main(["deploy", "--config", str(EXAMPLE), "--dry-run", "--zip", str(artifact.path)]) == 0
@@ -480,10 +479,7 @@ def test_dry_run_of_a_changed_plan_shows_stop_update_start(monkeypatch, conf, ar
 
 def test_a_replay_the_stream_cannot_serve_is_refused_before_anything_stops(monkeypatch, conf, artifact, aws_env, capsys):
     clients, flink, iam = aws_env
-    make_bucket(clients)
-    role_exists(iam)
-    flink.add_response("describe_application", {"ApplicationDetail": running_with(OLD_PLAN.summary())},
-                       {"ApplicationName": "feature-pipeline"})
+    deployed_with(OLD_PLAN.summary(), clients, flink, iam)
 
     def too_short(config, sql_dir, groups, new, trim):
         replay.check_retention(datetime(2026, 11, 30, 9, 0), 24, "user-events", now=datetime(2026, 12, 1, 10, 0))
