@@ -137,11 +137,11 @@ def fingerprint(args: argparse.Namespace, config: Config) -> int:
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
-    kinesis_shards.check_stream(config)  # each open shard needs a source subtask of its own
     password = secrets.sink_password(config)
     if _managed(args):  # Managed Flink restores its snapshot (or not) itself; deploy set the cut-over
         built = _streaming_pipeline(args, config, password)
         _check_tables(args, config, built.features)
+        kinesis_shards.check_stream(config)  # each open shard needs a source subtask of its own
         return _execute(args, built)
     if not args.dry_run:
         upgrade.hold_lock(config)
@@ -178,8 +178,10 @@ def _local_start(args: argparse.Namespace, config: Config, password: str) -> _St
     state = upgrade.read_state(config)
     cut = state.cut if state and not args.fresh else replay.Cut("", None)
     built = _streaming_pipeline(args, config.with_cut(cut), password)
+    # The start checks come before anything an upgrade changes (it trims Parquet).
     if not args.dry_run:
         _check_tables(args, config, built.features)
+    kinesis_shards.check_stream(config)  # each open shard needs a source subtask of its own
     new = built.fingerprint()
     latest = None if args.fresh else environment.latest_checkpoint(config)
     if latest is None:
