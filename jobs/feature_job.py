@@ -183,18 +183,21 @@ def _local_start(args: argparse.Namespace, config: Config, password: str) -> _St
         _check_tables(args, config, built.features)
     kinesis_shards.check_stream(config)  # each open shard needs a source subtask of its own
     new = built.fingerprint()
-    latest = None if args.fresh else environment.latest_checkpoint(config)
-    if latest is None:
-        reason = ("starting over (--fresh), reading from source.init.position" if args.fresh
-                  else f"no checkpoint since the upgrade; {upgrade.describe(cut)}" if cut.start
+    latest = environment.latest_checkpoint(config)
+    if args.fresh:
+        return _Start("starting over (--fresh), reading from source.init.position", built, new, cut)
+    if state is None:  # a first run, or checkpoints of a version that kept no state file: as before
+        reason = (f"resuming from checkpoint {latest} (start over with --fresh)" if latest
                   else "no checkpoint yet: starting at source.init.position")
-        return _Start(reason, built, new, cut)
-    if state is None:  # checkpoints of a version that kept no state file: as before, resume
-        return _Start(f"resuming from checkpoint {latest} (start over with --fresh)", built, new, cut, latest)
+        return _Start(reason, built, new, cut, latest)
     change = plan_fingerprint.compare(state.fingerprint, new)
     if change.restorable or args.allow_non_restored_state:
         forced = "" if change.restorable else " (--allow-non-restored-state: state that maps nowhere is dropped)"
-        return _Start(f"resuming from checkpoint {latest}: {change.describe()}{forced}", built, new, cut, latest)
+        if latest:
+            return _Start(f"resuming from checkpoint {latest}: {change.describe()}{forced}", built, new, cut, latest)
+        return _Start(f"no checkpoint yet; {upgrade.describe(cut)}" if cut.start
+                      else "no checkpoint yet: starting at source.init.position", built, new, cut)
+    # Changed operators: with or without a checkpoint, what the sinks hold says where to take over.
     cut = upgrade.prepare(config, args.sql_dir, state.fingerprint.groups, new, trim=not args.dry_run)
     reason = (f"upgrade: {change.describe()} since the last run on {config.get('job', 'checkpoint.dir')}, so its "
               f"checkpoint cannot be restored; replay with fresh state, {upgrade.describe(cut, change.added)}")
