@@ -89,6 +89,7 @@ def trust_policy(settings: DeploySettings) -> dict[str, Any]:
 def deployer_policy(settings: DeploySettings) -> dict[str, Any]:
     """Exactly the calls deploy.managed_flink makes."""
     s3 = f"arn:{settings.partition}:s3:::"
+    bucket, prefix = _output_location(settings)
     return {"Version": POLICY_VERSION, "Statement": [
         _statement("UploadCode", ["s3:PutObject", "s3:GetObject"],
                    [f"{s3}{settings.code_bucket}/{settings.code_prefix}*"]),
@@ -109,6 +110,15 @@ def deployer_policy(settings: DeploySettings) -> dict[str, Any]:
             "kinesisanalytics:StopApplication", "kinesisanalytics:ListApplicationSnapshots",
             "kinesisanalytics:ListApplicationOperations", "kinesisanalytics:DescribeApplicationOperation",
             "kinesisanalytics:CreateApplicationPresignedUrl"], [settings.application_arn]),
+        # A replay upgrade (README, Upgrades): the stream's retention, the Parquet markers and the
+        # trim of rows committed past them, the PostgreSQL password for the markers there.
+        _statement("CheckStreamRetention", ["kinesis:DescribeStreamSummary"], [settings.job.get("source", "stream.arn")]),
+        _statement("ListOutputPrefix", ["s3:ListBucket"], [f"{s3}{bucket}"],
+                   {"StringLike": {"s3:prefix": [prefix, f"{prefix}/*"]}} if prefix else None),
+        _statement("TrimOutputPrefix", ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+                   [f"{s3}{bucket}/{prefix}/*" if prefix else f"{s3}{bucket}/*"]),
+        _statement("ReadDatabasePassword", ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"],
+                   [settings.job.get("rds", "password.secret.arn")]),
     ]}
 
 
