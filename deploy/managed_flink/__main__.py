@@ -111,7 +111,7 @@ def _deploy_replay(args: argparse.Namespace, settings, artifact, existing, new, 
     """Stop (snapshot), update with the cut-over and without restore, start without the snapshot."""
     import dataclasses
 
-    from deploy.managed_flink import aws, plan, upgrade
+    from deploy.managed_flink import aws, operate, plan, upgrade
     from jobs import upgrade as job_upgrade
 
     old_groups = [item.split("=", 1)[0] for item in upgrade.recorded(existing.application)["groups"].split(",") if item]
@@ -125,18 +125,18 @@ def _deploy_replay(args: argparse.Namespace, settings, artifact, existing, new, 
             settings, upgrade.replay_record(new, cut)))
         shipped = plan.deploy_plan(with_cut, artifact, dataclasses.replace(existing, application=detail))
         shipped.calls = [upgrade.without_restore(call) if call.operation == "UpdateApplication" else call
-                         for call in shipped.calls] + [upgrade.start_call(settings)]
+                         for call in shipped.calls] + [operate.start_call(settings, "none", allow_non_restored_state=False)]
         return shipped
 
     if args.dry_run:
         stopped = {**existing.application, "ApplicationStatus": "READY"}  # the update comes after the stop
         shown = requests(estimate, stopped)
-        shown.calls = ([upgrade.stop_call(settings)] if running else []) + shown.calls
+        shown.calls = ([operate.stop_call(settings, force=False)] if running else []) + shown.calls
         shown.notes[:0] = [reason, f"replay upgrade: {job_upgrade.describe(estimate)} (re-read after the stop)"]
         aws.print_plan(shown, True, sys.stdout)
         return 0
     if running:
-        aws.execute(settings, plan.Plan([upgrade.stop_call(settings)]), clients)
+        aws.execute(settings, plan.Plan([operate.stop_call(settings, force=False)]), clients)
     detail = upgrade.wait_until_ready(clients.kinesisanalyticsv2, settings.application_name)
     cut = job_upgrade.prepare(settings.job, args.sql_dir, old_groups, new, trim=True)
     added = sorted(set(new.groups) - set(old_groups))

@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
+from deploy.managed_flink.operate import RESTORE_TYPES
 from deploy.managed_flink.plan import ApiCall, PlanError
 from deploy.managed_flink.settings import DeploySettings
 from jobs import replay
@@ -27,7 +28,6 @@ from jobs.plan_fingerprint import Change, Fingerprint, compare_summary
 
 log = logging.getLogger(__name__)
 
-SKIP_RESTORE = {"ApplicationRestoreType": "SKIP_RESTORE_FROM_SNAPSHOT"}
 STOP_WAIT_SECONDS = 900
 
 
@@ -78,21 +78,11 @@ def replay_record(new: Fingerprint, cut: replay.Cut) -> dict[str, str]:
     return {**new.summary(), **cut.to_properties()}
 
 
-def stop_call(settings: DeploySettings) -> ApiCall:
-    return ApiCall("kinesisanalyticsv2", "StopApplication", {"ApplicationName": settings.application_name, "Force": False})
-
-
-def start_call(settings: DeploySettings) -> ApiCall:
-    return ApiCall("kinesisanalyticsv2", "StartApplication", {
-        "ApplicationName": settings.application_name,
-        "RunConfiguration": {"FlinkRunConfiguration": {"AllowNonRestoredState": False},
-                             "ApplicationRestoreConfiguration": dict(SKIP_RESTORE)}})
-
-
 def without_restore(update: ApiCall) -> ApiCall:
     """The UpdateApplication of a replay: the application starts without its snapshot."""
     params = dict(update.params)
-    params["RunConfigurationUpdate"] = {"ApplicationRestoreConfiguration": dict(SKIP_RESTORE)}
+    params["RunConfigurationUpdate"] = {"ApplicationRestoreConfiguration": {
+        "ApplicationRestoreType": RESTORE_TYPES["none"]}}
     return ApiCall(update.service, update.operation, params, update.body_path, update.takes_version)
 
 
