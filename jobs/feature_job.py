@@ -104,10 +104,14 @@ def _managed(args: argparse.Namespace) -> bool:
 
 
 def _streaming_pipeline(args: argparse.Namespace, config: Config, password: str) -> pipeline.Pipeline:
-    t_env = environment.create(config, managed=_managed(args), streaming_source=True)
-    catalog = load_catalog(args.sql_dir, "kinesis", config)
-    return pipeline.build(t_env, catalog, config, output_root=config.get("output", "path"),
-                          jdbc_password=password, streaming_commit=True)
+    return streaming_pipeline(config, args.sql_dir, password, managed=_managed(args))
+
+
+def streaming_pipeline(config: Config, sql_dir: Path, password: str, *, managed: bool = False) -> pipeline.Pipeline:
+    """The streaming job this config and SQL give, built (not submitted)."""
+    t_env = environment.create(config, managed=managed, streaming_source=True)
+    return pipeline.build(t_env, load_catalog(sql_dir, "kinesis", config), config,
+                          output_root=config.get("output", "path"), jdbc_password=password, streaming_commit=True)
 
 
 def validate(args: argparse.Namespace, config: Config) -> int:
@@ -126,9 +130,7 @@ def explain(args: argparse.Namespace, config: Config) -> int:
 
 def fingerprint_of(config: Config, sql_dir: Path) -> plan_fingerprint.Fingerprint:
     """The fingerprint of the streaming job this config and SQL give (deploy compares it too)."""
-    t_env = environment.create(config, managed=False, streaming_source=True)
-    return pipeline.build(t_env, load_catalog(sql_dir, "kinesis", config), config, output_root=config.get("output", "path"),
-                          jdbc_password="not-fetched-for-fingerprint", streaming_commit=True).fingerprint()
+    return streaming_pipeline(config, sql_dir, password="not-fetched-for-fingerprint").fingerprint()
 
 
 def fingerprint(args: argparse.Namespace, config: Config) -> int:

@@ -7,6 +7,7 @@ Each test names its own stream, bucket and database, so tests never touch a user
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -141,3 +142,38 @@ def s3_rows(settings: local_config.LocalSettings, folder: str) -> list[dict[str,
     if filesystem.get_file_info(path).type == pafs.FileType.NotFound:
         return []
     return ds.dataset(path, filesystem=filesystem, format="parquet", partitioning="hive").to_table().to_pylist()
+
+
+def same_value(got: Any, want: Any) -> bool:
+    """Equal; doubles to the last bits (Flink adds partial sums in arrival order): within 1e-9, both
+    relative and absolute."""
+    if got == want:
+        return True
+    return (isinstance(got, float) and isinstance(want, float)
+            and abs(got - want) < 1e-9 and math.isclose(got, want, rel_tol=1e-9))
+
+
+def assert_reads_match(config: Path, stored: dict[str, dict[tuple, dict]], users: list[str], moments: list,
+                       sql_dir: Path | None = None) -> None:
+    """Online (PostgreSQL) and offline (Parquet) reads, as complete, of every user at every moment
+    give the window and values the ``stored`` rows of each group say (tests/oracle.py's rule)."""
+    from jobs.serving import DEFAULT_SQL_DIR, OnlineStore
+    from jobs.training import OfflineStore
+    from tests import oracle
+
+    sql_dir = sql_dir or DEFAULT_SQL_DIR
+    labels = [{"user_id": user, "timestamp": moment} for moment in moments for user in users]
+    training = iter(OfflineStore.from_config_file(config, sql_dir).training_set(labels, as_complete=True).to_pylist())
+    with OnlineStore.from_config_file(config, sql_dir) as online:
+        for moment in moments:
+            served = online.get_features(users, as_of=moment, as_complete=True)
+            for user in users:
+                offline = next(training)
+                for name, rows in stored.items():
+                    spec = online.specs[name]
+                    end, values = oracle.features_as_of(rows, user, moment, spec.size, spec.slide, spec.neutral)
+                    assert served["groups"][name]["window_end"] == offline[f"{name}.window_end"] == end, (name, moment)
+                    for column in spec.columns:
+                        want = None if values is None else values[column]
+                        for got in (served["users"][user][name][column], offline[f"{name}.{column}"]):
+                            assert same_value(got, want), (name, column, user, moment, got, want)

@@ -11,7 +11,7 @@ rewritten; the Parquet output holds exactly those windows.
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import psycopg
 import pytest

@@ -9,7 +9,6 @@ have written is exactly the oracle's rows for the generated events.
 from __future__ import annotations
 
 import json
-import math
 from collections import Counter
 from types import SimpleNamespace
 from datetime import datetime, timedelta, timezone
@@ -20,10 +19,9 @@ import pytest
 
 from deploy.local import aws, producer
 from jobs import feature_job
-from jobs.serving import OnlineStore
-from jobs.training import OfflineStore
 from tests import oracle
-from tests.integration.stack import JobProcess, postgres_rows, s3_rows, start_services, wait_for, write_config
+from tests.integration.stack import (JobProcess, assert_reads_match, postgres_rows, s3_rows, start_services, wait_for,
+                                     write_config)
 from tests.sql.test_backfill_oracle import DELAY, assert_matches, generate
 
 STREAM = "e2e-events"
@@ -144,21 +142,7 @@ def test_progress_markers_and_feature_reads_equal_the_oracle(e2e):
     users = sorted({user for user, _, _ in expected["user_activity_5m"]})
     first = min(end for _, _, end in expected["user_activity_5m"])
     moments = [first + timedelta(minutes=minutes, seconds=17) for minutes in range(-2, 200, 7)]
-    labels = [{"user_id": user, "timestamp": moment} for moment in moments for user in users]
-    training = iter(OfflineStore.from_config_file(e2e.config).training_set(labels, as_complete=True).to_pylist())
-    with OnlineStore.from_config_file(e2e.config) as online:
-        for moment in moments:
-            served = online.get_features(users, as_of=moment, as_complete=True)
-            for user in users:
-                offline = next(training)
-                for name, rows in expected.items():
-                    spec = online.specs[name]
-                    end, values = oracle.features_as_of(rows, user, moment, spec.size, spec.slide, spec.neutral)
-                    assert served["groups"][name]["window_end"] == offline[f"{name}.window_end"] == end
-                    for column in spec.columns:
-                        want_value = None if values is None else values[column]
-                        for got in (served["users"][user][name][column], offline[f"{name}.{column}"]):
-                            assert got == want_value or math.isclose(got, want_value, rel_tol=1e-9), (name, column, user, moment)
+    assert_reads_match(e2e.config, expected, users, moments)
 
 
 def test_replaying_the_stream_leaves_postgres_unchanged(e2e):

@@ -25,7 +25,8 @@ from jobs import feature_job
 from jobs.serving import OnlineStore
 from jobs.training import OfflineStore
 from tests import oracle
-from tests.integration.stack import JobProcess, postgres_rows, s3_rows, start_services, wait_for, write_config
+from tests.integration.stack import (JobProcess, postgres_rows, s3_rows, same_value, start_services, wait_for,
+                                     write_config)
 from tests.sql.test_backfill_oracle import assert_matches
 
 STREAM = "clock-skew"
@@ -127,10 +128,6 @@ def test_a_fast_client_clock_does_not_move_the_watermark(live):
     assert not any(r["user_id"] == "u-fast" for r in rows)  # its windows lie 4 minutes ahead, still open
 
 
-def _same(a: object, b: object) -> bool:
-    return a == b or (isinstance(a, float) and isinstance(b, float) and abs(a - b) < 1e-9)
-
-
 def test_a_training_set_gives_what_serving_gave_at_each_label_time(live):
     labels = [{"user_id": user, "timestamp": moment} for moment, _ in live.served for user in USERS]
     store = OfflineStore.from_config_file(live.config)
@@ -143,6 +140,6 @@ def test_a_training_set_gives_what_serving_gave_at_each_label_time(live):
             for name, group in served["groups"].items():
                 assert offline[f"{name}.window_end"] == group["window_end"], (name, user, moment)
                 for column, value in served["users"][user][name].items():
-                    assert _same(offline[f"{name}.{column}"], value), (name, column, user, moment)
+                    assert same_value(offline[f"{name}.{column}"], value), (name, column, user, moment)
                 later_windows += as_complete[f"{name}.window_end"] != group["window_end"]
     assert len(live.served) > 100 and later_windows > 0, (len(live.served), later_windows)

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta, timezone
 from jobs import feature_job
 from jobs.serving import OnlineStore
 from tests import oracle
-from tests.integration.stack import JobProcess, postgres_rows, start_services, wait_for, write_config
+from tests.integration.stack import JobProcess, postgres_rows, same_value, start_services, wait_for, write_config
 from tests.integration.test_end_to_end import _flush_event, _produce
 from tests.sql.test_backfill_oracle import DELAY, generate
 
@@ -31,10 +31,6 @@ def _read_until(store: OnlineStore, users: list[str], stop: threading.Event, rea
         reads.append(store.get_features(users, as_complete=as_complete))
         n += 1
         stop.wait(0.05)
-
-
-def _same(a: object, b: object) -> bool:
-    return a == b or (isinstance(a, float) and isinstance(b, float) and abs(a - b) < 1e-9)
 
 
 def test_reads_during_a_parallel_catch_up_serve_only_exact_windows(tmp_path):
@@ -75,6 +71,6 @@ def test_reads_during_a_parallel_catch_up_serve_only_exact_windows(tmp_path):
             for user in users:
                 want = rows[name].get((user, end - spec.size, end), spec.neutral)
                 got = read["users"][user][name]
-                assert all(_same(got[c], want[c]) for c in spec.columns), (name, end, user, got, want)
+                assert all(same_value(got[c], want[c]) for c in spec.columns), (name, end, user, got, want)
     distinct = {(name, g["window_end"]) for read in reads for name, g in read["groups"].items()}
     assert served_windows > 20 and len(distinct) > 10, (served_windows, len(distinct))

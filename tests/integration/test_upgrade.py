@@ -21,11 +21,10 @@ import pyarrow.fs as pafs
 from jobs import feature_job
 from jobs.config import load
 from jobs.replay import Cut
-from jobs.serving import OnlineStore
-from jobs.training import OfflineStore
 from jobs.upgrade import read_state
 from tests import oracle
-from tests.integration.stack import JobProcess, postgres_rows, s3_rows, start_services, wait_for, write_config
+from tests.integration.stack import (JobProcess, assert_reads_match, postgres_rows, s3_rows, start_services, wait_for,
+                                     write_config)
 from tests.integration.test_end_to_end import _flush_event, _produce
 from tests.sql.test_backfill_oracle import DELAY, ROOT, assert_matches, generate
 
@@ -136,25 +135,8 @@ def test_a_feature_added_and_one_edited_while_the_job_runs(tmp_path):
     everything = _expected(outcome, Cut("", None, {}))["postgres"]["user_activity_10m"]
     assert_matches(postgres_rows(settings, "user_activity_10m"), everything)
     assert_matches(s3_rows(settings, "user_activity_10m"), everything)
-    _reads_equal(config, sql_v2, {**expected["postgres"], "user_activity_10m": everything}, base)
-
-
-def _reads_equal(config: Path, sql_dir: Path, rows: dict[str, dict[tuple, dict]], base: datetime) -> None:
-    """Online and offline reads across the cut-over serve whole windows only: the stored rows'."""
-    users = sorted({user for user, _, _ in rows["user_activity_5m"]})
+    # Online and offline reads across the cut-over serve whole windows only: the stored rows'.
+    stored = {**expected["postgres"], "user_activity_10m": everything}
+    users = sorted({user for user, _, _ in stored["user_activity_5m"]})
     moments = [base.replace(tzinfo=None) + timedelta(minutes=m, seconds=23) for m in range(-15, 60, 4)]
-    labels = [{"user_id": user, "timestamp": moment} for moment in moments for user in users]
-    offline = iter(OfflineStore.from_config_file(config, sql_dir).training_set(labels, as_complete=True).to_pylist())
-    with OnlineStore.from_config_file(config, sql_dir) as online:
-        for moment in moments:
-            served = online.get_features(users, as_of=moment, as_complete=True)
-            for user in users:
-                trained = next(offline)
-                for name, stored in rows.items():
-                    spec = online.specs[name]
-                    _, want = oracle.features_as_of(stored, user, moment, spec.size, spec.slide, spec.neutral)
-                    for column in spec.columns:
-                        value = None if want is None else want[column]
-                        for got in (served["users"][user][name][column], trained[f"{name}.{column}"]):
-                            assert got == value or (isinstance(value, float) and abs(got - value) < 1e-9), \
-                                (name, column, user, moment, got, value)
+    assert_reads_match(config, stored, users, moments, sql_v2)
