@@ -133,12 +133,12 @@ def build(t_env: TableEnvironment, catalog: Catalog, config: Config, *, output_r
 
         progress_name, progress_query = sinks.progress_view(schema, sinks.served_from_delay_seconds(config))
         t_env.create_temporary_view(progress_name, _run(at_feature(progress_query), t_env.sql_query))
-        parquet_after, postgres_after = (cut.writes_after(schema.name, sink) for sink in ("parquet", "postgres"))
-        derived = [sinks.parquet_sink(schema, output_root, commit_delay, parquet_after), sinks.counter_sink(schema),
-                   sinks.parquet_progress_sink(schema, output_root, parquet_after)]
+        after = cut.writes_after(schema.name)
+        derived = [sinks.parquet_sink(schema, output_root, commit_delay, after), sinks.counter_sink(schema),
+                   sinks.parquet_progress_sink(schema, output_root, after)]
         if jdbc_password is not None:
-            derived += [sinks.jdbc_sink(schema, config, jdbc_password, postgres_after),
-                        sinks.jdbc_progress_sink(schema, config, jdbc_password, postgres_after)]
+            derived += [sinks.jdbc_sink(schema, config, jdbc_password, after),
+                        sinks.jdbc_progress_sink(schema, config, jdbc_password, after)]
         for ddl, insert in derived:
             _run(at_feature(ddl), t_env.execute_sql)
             _run(at_feature(insert), pipeline.statement_set.add_insert_sql)

@@ -3,13 +3,17 @@
 When the stateful operators change (jobs/plan_fingerprint.py) the new version cannot restore the old
 one's state, so it starts with fresh state, reads the stream again from a point early enough that
 every window it will write is computed from complete input, and writes each feature group's
-windows only past what the old version already wrote to that sink:
+windows only past what the old version already wrote to both sinks:
 
-  until[g][sink]  the newest window end of group g the old version committed to the sink (its
-                  progress markers: PostgreSQL feature_progress, Parquet _progress/); a new group
-                  takes the cut-over (the newest window end the old version wrote anywhere)
-                  rounded down to its slide
-  start           min over groups of (min over sinks of until + slide - size) - events.future.skew.seconds
+  until[g]  the newest window end of group g the old version committed to both sinks (the older of
+            its progress markers: PostgreSQL feature_progress, Parquet _progress/); a new group
+            takes the cut-over (the newest window end the old version wrote anywhere) rounded
+            down to its slide
+  start     min over groups of (until + slide - size) - events.future.skew.seconds
+
+One cut per group, not one per sink, so that both sinks hold the same logic for every window (the
+training set equals what was served after an edited feature): the sink that got further is written
+again past the cut (PostgreSQL by upsert; Parquet rows and markers past it are removed first).
 
 Why start suffices: a window the new version writes ends after until, so it starts at or after
 until + slide - size; its events are dated in it, and none arrived more than the future skew before
@@ -35,7 +39,7 @@ from typing import Mapping
 GROUP = "replay"
 SINKS = ("postgres", "parquet")
 EPOCH = datetime(1970, 1, 1)
-_UNTIL_KEY = re.compile(r"until\.([a-z][a-z0-9_]{0,62})\.(postgres|parquet)")
+_UNTIL_KEY = re.compile(r"until\.([a-z][a-z0-9_]{0,62})")
 _ISO = "%Y-%m-%dT%H:%M:%SZ"
 # What a deployment records of the plan it runs (jobs/plan_fingerprint.py Fingerprint.summary).
 RECORD_KEYS = ("fingerprint", "operators", "groups")
@@ -49,28 +53,24 @@ class ReplayError(RuntimeError):
 class Cut:
     fingerprint: str
     start: datetime | None                               # naive UTC; None: nothing to replay
-    until: Mapping[str, Mapping[str, datetime]] = field(default_factory=dict)  # group -> sink -> window end
+    until: Mapping[str, datetime] = field(default_factory=dict)  # group -> window end
 
-    def writes_after(self, group: str, sink: str) -> datetime:
-        """Windows of ``group`` ending after this time go to ``sink``."""
-        return self.until.get(group, {}).get(sink, EPOCH)
+    def writes_after(self, group: str) -> datetime:
+        """Windows of ``group`` ending after this time go to both sinks."""
+        return self.until.get(group, EPOCH)
 
     def to_properties(self) -> dict[str, str]:
         properties = {"fingerprint": self.fingerprint}
         if self.start is not None:
             properties["start.timestamp"] = self.start.strftime(_ISO)
-        for group, sinks in sorted(self.until.items()):
-            for sink, moment in sorted(sinks.items()):
-                properties[f"until.{group}.{sink}"] = moment.strftime(_ISO)
+        for group, moment in sorted(self.until.items()):
+            properties[f"until.{group}"] = moment.strftime(_ISO)
         return properties
 
     @classmethod
     def from_properties(cls, properties: Mapping[str, str]) -> "Cut":
-        until: dict[str, dict[str, datetime]] = {}
-        for key, value in properties.items():
-            match = _UNTIL_KEY.fullmatch(key)
-            if match:
-                until.setdefault(match.group(1), {})[match.group(2)] = _parse(value)
+        until = {match.group(1): _parse(value) for key, value in properties.items()
+                 if (match := _UNTIL_KEY.fullmatch(key))}
         start = properties.get("start.timestamp")
         return cls(properties.get("fingerprint", ""), _parse(start) if start else None, until)
 
@@ -83,7 +83,7 @@ def key_problems(properties: Mapping[str, str]) -> list[str]:
             continue
         if key != "start.timestamp" and not _UNTIL_KEY.fullmatch(key):
             problems.append(f"property group '{GROUP}' key '{key}': unknown key (known: {', '.join(RECORD_KEYS)}, "
-                            "start.timestamp, until.<feature>.postgres, until.<feature>.parquet)")
+                            "start.timestamp, until.<feature>)")
         elif not re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z", value):
             problems.append(f"property group '{GROUP}' key '{key}': must be an ISO-8601 UTC time like "
                             f"2026-01-01T00:00:00Z, got '{value}'")
@@ -99,13 +99,15 @@ class Window:
 def plan(fingerprint: str, windows: Mapping[str, Window], existing: Mapping[str, Mapping[str, datetime | None]],
          now: datetime, future_skew: timedelta) -> Cut:
     """The cut-over for the new version's groups ``windows``; ``existing`` holds, for each group the
-    old version also ran, the newest window end per sink (None: no marker there yet).
+    old version also ran, the newest window end per sink (None: no marker there yet); a continuing
+    group's cut is the older of the two.
 
     A new group starts at the CUT-OVER: the newest window end the old version emitted anywhere (how
     far it got in event time; ``now`` when nothing was emitted yet), rounded down to its slide. So
     does a continuing group that has not emitted a window yet (no marker in either sink: a 1-hour
     group in its first hour); its open window is recomputed whole from the start."""
-    until: dict[str, dict[str, datetime]] = {}
+    until: dict[str, datetime] = {}
+    furthest = []
     for group in sorted(existing):
         missing = [sink for sink in SINKS if existing[group].get(sink) is None]
         if len(missing) == len(SINKS):
@@ -116,16 +118,15 @@ def plan(fingerprint: str, windows: Mapping[str, Window], existing: Mapping[str,
                               "checkpoint has committed the Parquet files (job.checkpoint.interval.seconds), or "
                               "start over (`run --fresh`; PostgreSQL upserts are idempotent, Parquet would then "
                               "hold the replayed windows twice)")
-        until[group] = {sink: existing[group][sink] for sink in SINKS}
-    cut_over = max((moment for sinks in until.values() for moment in sinks.values()), default=now)
+        until[group] = min(existing[group][sink] for sink in SINKS)
+        furthest.append(max(existing[group][sink] for sink in SINKS))
+    cut_over = max(furthest, default=now)
     for group, window in sorted(windows.items()):
         if group not in until:  # complete windows from the cut-over on; `backfill` fills its history
-            aligned = cut_over - (cut_over - EPOCH) % window.slide
-            until[group] = {sink: aligned for sink in SINKS}
+            until[group] = cut_over - (cut_over - EPOCH) % window.slide
     if not until:
         raise ReplayError("no feature group to replay")
-    start = min(min(sinks.values()) + windows[group].slide - windows[group].size
-                for group, sinks in until.items()) - future_skew
+    start = min(moment + windows[group].slide - windows[group].size for group, moment in until.items()) - future_skew
     return Cut(fingerprint, start, until)
 
 

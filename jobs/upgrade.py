@@ -2,9 +2,10 @@
 
 What each sink already holds comes from the progress markers: PostgreSQL feature_progress and the
 committed Parquet markers under <output.path>/_progress/. Parquet files commit on checkpoints, and
-with parallel window operators a checkpoint can commit some of a window's rows before its marker;
-``trim_parquet`` removes committed rows of windows past the newest committed marker, so that the
-new version writes each of those windows once, whole.
+with parallel window operators a checkpoint can commit some of a window's rows before its marker.
+Each group has one cut (jobs/replay.py): ``trim_parquet`` removes committed rows and markers of
+windows past it, so that the new version writes each of those windows once, whole, with the same
+logic as PostgreSQL.
 
 Locally the fingerprint and cut-over of the last run live in a state file next to the checkpoints
 (``<job.checkpoint.dir>/pipeline.json``); on Managed Flink, deploy keeps them in the runtime
@@ -136,11 +137,11 @@ def parquet_until(filesystem: pafs.FileSystem, root: str, groups: Iterable[str])
 _HOUR_PARTITION = re.compile(r"/dt=(\d{8})/hr=(\d{2})/")
 
 
-def trim_parquet(filesystem: pafs.FileSystem, root: str, group: str, until: datetime, first_start: datetime) -> int:
-    """Drop committed rows of ``group`` whose window ends after ``until``; returns rows removed.
+def trim_parquet(filesystem: pafs.FileSystem, folder: str, until: datetime, first_start: datetime) -> int:
+    """Drop committed rows under ``folder`` whose window ends after ``until``; returns rows removed.
     Such windows start at or after ``first_start``: earlier hour partitions are left unread."""
     removed = 0
-    for path in _committed_files(filesystem, f"{root}/{group}"):
+    for path in _committed_files(filesystem, folder):
         partition = _HOUR_PARTITION.search(path)
         if partition and datetime.strptime("".join(partition.groups()), "%Y%m%d%H") + timedelta(hours=1) <= first_start:
             continue
@@ -174,7 +175,7 @@ def windows_of(config: Config, sql_dir: Path) -> dict[str, replay.Window]:
 def prepare(config: Config, sql_dir: Path, old_groups: Iterable[str], new: Fingerprint, *, trim: bool) -> replay.Cut:
     """The cut-over for ``new`` after a version that ran ``old_groups``, from what each sink holds;
     checks the stream keeps records from its start. ``trim``: the old version has stopped, so Parquet
-    rows committed past their group's marker can go (they are rewritten whole)."""
+    rows and markers committed past their group's cut can go (they are rewritten whole)."""
     import psycopg
 
     from jobs import rds, secrets
@@ -197,22 +198,23 @@ def prepare(config: Config, sql_dir: Path, old_groups: Iterable[str], new: Finge
     cut = replay.plan(new.digest, windows, existing, datetime.now(timezone.utc).replace(tzinfo=None), skew)
     replay.check_retention(cut.start, stream_retention_hours(config), config.get("source", "stream.name"))
     for group in groups if trim else ():
-        until = cut.writes_after(group, "parquet")
-        removed = trim_parquet(filesystem, root, group, until, until + windows[group].slide - windows[group].size)
-        if removed:
-            log.info("%s: removed %d committed Parquet row(s) of windows after %s (their marker was not committed; "
-                     "the new version writes those windows whole)", group, removed, until)
+        until = cut.writes_after(group)
+        first_start = until + windows[group].slide - windows[group].size
+        removed = trim_parquet(filesystem, f"{root}/{group}", until, first_start)
+        markers = trim_parquet(filesystem, f"{root}/_progress/{group}", until, first_start)
+        if removed or markers:
+            log.info("%s: removed %d committed Parquet row(s) and %d marker(s) of windows after %s (the new version "
+                     "writes those windows whole, with PostgreSQL's logic)", group, removed, markers, until)
     return cut
 
 
 def describe(cut: replay.Cut, new_groups: Iterable[str] = ()) -> str:
     """What the replay does, and the command that fills each new group's history."""
     iso = "%Y-%m-%dT%H:%M:%SZ"
-    parts = [f"{group} after {sinks['postgres']:{iso}} (PostgreSQL) / {sinks['parquet']:{iso}} (Parquet)"
-             for group, sinks in sorted(cut.until.items())]
+    parts = [f"{group} after {moment:{iso}}" for group, moment in sorted(cut.until.items())]
     text = f"reading the stream again from {cut.start:{iso}}; writing {', '.join(parts)}"
     for group in sorted(new_groups):
         text += (f"; {group}'s history: `python -m jobs.feature_job backfill --config FILE --input <_raw folder> "
-                 f"--feature {group} --until {cut.writes_after(group, 'parquet'):{iso}} --output-dir <output.path> "
+                 f"--feature {group} --until {cut.writes_after(group):{iso}} --output-dir <output.path> "
                  "--to-postgres` (README, Upgrades)")
     return text

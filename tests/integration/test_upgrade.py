@@ -5,8 +5,8 @@ with 5-minute and 1-hour windows open. Then a feature file is added (user_activi
 column of user_activity_5m is edited; `run` on the same checkpoint folder notices the changed
 operators and replays. More events follow, starting with re-sends of txids v1 saw before the stop.
 In the end every window of every group, in PostgreSQL and in Parquet, is the oracle's: the edited
-group by its old logic up to its cut-over and its new logic after, the new group from its
-cut-over; Parquet holds each window once.
+group by its old logic up to its cut-over and its new logic after (the same cut in both sinks, so
+training and serving agree), the new group from its cut-over; Parquet holds each window once.
 """
 
 from __future__ import annotations
@@ -55,8 +55,8 @@ def _sql_v2(sql_v1: Path, folder: Path) -> Path:
     return sql
 
 
-def _expected(outcome: oracle.Outcome, cut) -> dict[str, dict[str, dict[tuple, dict]]]:
-    """Every group's rows as the upgrade must leave them, per sink (the two may have different cuts)."""
+def _expected(outcome: oracle.Outcome, cut) -> dict[str, dict[tuple, dict]]:
+    """Every group's rows as the upgrade must leave them in both sinks."""
     minute = timedelta(minutes=1)
     old_5m = oracle.user_activity_5m(outcome)
     types = {key: [e.event_type for e in events] for key, events in oracle.window_features(outcome, 5 * minute, minute).items()}
@@ -64,15 +64,12 @@ def _expected(outcome: oracle.Outcome, cut) -> dict[str, dict[str, dict[tuple, d
     ten = {key: {"event_count": len(events),
                  "amount_max": max((e.amount for e in events if e.amount is not None), default=None)}
            for key, events in oracle.window_features(outcome, 10 * minute, 10 * minute).items()}
-    expected = {}
-    for sink in ("postgres", "parquet"):
-        until_5m, until_10m = cut.writes_after("user_activity_5m", sink), cut.writes_after("user_activity_10m", sink)
-        expected[sink] = {
-            "user_activity_1h": oracle.user_activity_1h(outcome),
-            "user_activity_5m": {key: (old_5m if key[2] <= until_5m else new_5m)[key] for key in old_5m},
-            "user_activity_10m": {key: values for key, values in ten.items() if key[2] > until_10m},
-        }
-    return expected
+    until_5m, until_10m = cut.writes_after("user_activity_5m"), cut.writes_after("user_activity_10m")
+    return {
+        "user_activity_1h": oracle.user_activity_1h(outcome),
+        "user_activity_5m": {key: (old_5m if key[2] <= until_5m else new_5m)[key] for key in old_5m},
+        "user_activity_10m": {key: values for key, values in ten.items() if key[2] > until_10m},
+    }
 
 
 def test_a_feature_added_and_one_edited_while_the_job_runs(tmp_path):
@@ -111,32 +108,32 @@ def test_a_feature_added_and_one_edited_while_the_job_runs(tmp_path):
         cut = read_state(load(config, "run")).cut
         expected = _expected(outcome, cut)
         wait_for("every window in both sinks", lambda: all(
-            len(postgres_rows(settings, name)) >= len(rows) for name, rows in expected["postgres"].items()) and all(
-            len(s3_rows(settings, name)) >= len(rows) for name, rows in expected["parquet"].items()), v2, timeout=300)
+            len(postgres_rows(settings, name)) >= len(rows) and len(s3_rows(settings, name)) >= len(rows)
+            for name, rows in expected.items()), v2, timeout=300)
     finally:
         v2.stop()
     log = (tmp_path / "v2.log").read_text()
     assert "added user_activity_10m" in log and "edited user_activity_5m" in log
     assert cut.start <= base.replace(tzinfo=None) - timedelta(minutes=5)  # the open hour's start, minus the future skew
-    for name in expected["postgres"]:
-        assert_matches(postgres_rows(settings, name), expected["postgres"][name])
-        assert_matches(s3_rows(settings, name), expected["parquet"][name])  # also fails on a window twice
+    for name, rows in expected.items():
+        assert_matches(postgres_rows(settings, name), rows)
+        assert_matches(s3_rows(settings, name), rows)  # also fails on a window twice
 
     # The new group's history, from the raw archive (which holds v1's records twice: v2 archived
     # what it replayed), written up to its cut-over into the same PostgreSQL table and S3 folder.
     raw = tmp_path / "raw"
     pafs.copy_files(f"{settings.bucket}/{settings.prefix}/_raw", str(raw), source_filesystem=_s3(settings),
                     destination_filesystem=pafs.LocalFileSystem())
-    until = cut.writes_after("user_activity_10m", "parquet")
+    until = cut.writes_after("user_activity_10m")
     assert feature_job.main(["backfill", "--config", str(config), "--sql-dir", str(sql_v2), "--input", str(raw),
                              "--feature", "user_activity_10m", "--until", f"{until:%Y-%m-%dT%H:%M:%SZ}",
                              "--include-partial-windows",  # the archive is the stream's whole history
                              "--output-dir", f"s3://{settings.bucket}/{settings.prefix}", "--to-postgres"]) == 0
-    everything = _expected(outcome, Cut("", None, {}))["postgres"]["user_activity_10m"]
+    everything = _expected(outcome, Cut("", None, {}))["user_activity_10m"]
     assert_matches(postgres_rows(settings, "user_activity_10m"), everything)
     assert_matches(s3_rows(settings, "user_activity_10m"), everything)
     # Online and offline reads across the cut-over serve whole windows only: the stored rows'.
-    stored = {**expected["postgres"], "user_activity_10m": everything}
+    stored = {**expected, "user_activity_10m": everything}
     users = sorted({user for user, _, _ in stored["user_activity_5m"]})
     moments = [base.replace(tzinfo=None) + timedelta(minutes=m, seconds=23) for m in range(-15, 60, 4)]
     assert_reads_match(config, stored, users, moments, sql_v2)

@@ -393,8 +393,7 @@ def test_printed_plan_is_json_with_a_body_placeholder(conf, artifact):
 OLD_PLAN = Fingerprint((("b2", "Deduplicate(keep=[FirstRow], key=[txid], order=[PROCTIME])"),),
                        {"user_activity_1h": "d1", "user_activity_5m": "d0"})  # 5m edited since
 CUT = Cut(FINGERPRINT.digest, datetime(2026, 12, 1, 9, 0),
-          {"user_activity_1h": {"postgres": datetime(2026, 12, 1, 10, 0), "parquet": datetime(2026, 12, 1, 10, 0)},
-           "user_activity_5m": {"postgres": datetime(2026, 12, 1, 10, 41), "parquet": datetime(2026, 12, 1, 10, 40)}})
+          {"user_activity_1h": datetime(2026, 12, 1, 10, 0), "user_activity_5m": datetime(2026, 12, 1, 10, 40)})
 
 
 def running_with(plan_record, status="RUNNING", version=7):
@@ -458,7 +457,7 @@ def test_changed_plan_update_carries_the_cut_over(conf, artifact):
     groups = update.calls[-1].params["ApplicationConfigurationUpdate"]["EnvironmentPropertyUpdates"]["PropertyGroups"]
     replay_group = next(g["PropertyMap"] for g in groups if g["PropertyGroupId"] == "replay")
     assert replay_group["start.timestamp"] == "2026-12-01T09:00:00Z"
-    assert replay_group["until.user_activity_5m.parquet"] == "2026-12-01T10:40:00Z"
+    assert replay_group["until.user_activity_5m"] == "2026-12-01T10:40:00Z"
     assert replay_group["operators"] == FINGERPRINT.operators_digest
 
 

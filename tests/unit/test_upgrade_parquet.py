@@ -28,7 +28,7 @@ def test_trim_keeps_windows_up_to_the_marker_and_skips_older_hours(tmp_path):
     _write(root / "g" / "dt=20261201" / "hr=10" / "part-2", [T + 4 * MINUTE])
     _write(root / "g" / "dt=20261201" / "hr=10" / ".part-in-progress", [T + 9 * MINUTE])
     filesystem = pafs.LocalFileSystem()
-    removed = trim_parquet(filesystem, str(root), "g", T + 2 * MINUTE, T - 2 * MINUTE)
+    removed = trim_parquet(filesystem, str(root / "g"), T + 2 * MINUTE, T - 2 * MINUTE)
     assert removed == 2
     kept = pq.read_table(root / "g" / "dt=20261201" / "hr=10" / "part-1")["window_end"].to_pylist()
     assert [end.replace(tzinfo=None) for end in kept] == [T + MINUTE, T + 2 * MINUTE]
