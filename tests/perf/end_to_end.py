@@ -41,14 +41,13 @@ import psycopg
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
-from deploy.local import aws, aws_endpoint, process, resources, services
+from deploy.local import aws, aws_endpoint, postgres, process, resources, services
 from deploy.local import job as local_job
 from deploy.local import config as local_config
-from deploy.local.postgres import truncate_public_tables
 from deploy.local.state import DEFAULT_STATE
 from tests import oracle
 from tests.integration.stack import ROOT, JobProcess, clean_env
-from tests.perf import bounds, feed
+from tests.perf import bounds, cpu, feed
 from tests.perf.baseline_features import parse
 from tests.perf.events import generate
 from tests.perf.freshness import Freshness, RowWatcher, first_window_end_ms, from_commits, from_rows, percentile
@@ -105,6 +104,9 @@ class Drain:
     equals_oracle: str  # "yes", "no: ...", or why it was not checked
     # After the first window's rows appeared (start-up excluded): the records read since, and seconds.
     steady: tuple[int, float] | None = None
+    # CPU seconds from the start of reading to the last row, per process: the consumer (the job's
+    # driver and JVM), the Kinesis + S3 endpoint, PostgreSQL (see tests/perf/cpu.py).
+    cpu: dict[str, float] = field(default_factory=dict)
 
     @property
     def rate(self) -> float | None:
@@ -177,7 +179,7 @@ def prepare(config: Path, *, new_stream: bool) -> local_config.LocalSettings:
                               cwd=ROOT, env=clean_env(), capture_output=True, text=True, timeout=300)
     if migrated.returncode != 0:
         raise RuntimeError(f"migrate failed for {config}:\n{migrated.stdout[-2000:]}{migrated.stderr[-2000:]}")
-    truncate_public_tables(settings.postgres)
+    postgres.truncate_public_tables(settings.postgres)
     return settings
 
 
@@ -209,6 +211,11 @@ class Consumer:
             self.baseline = subprocess.Popen(argv, cwd=ROOT, env=clean_env(), stdout=out, stderr=subprocess.STDOUT,
                                              stdin=subprocess.DEVNULL, start_new_session=True)
         return time.time()
+
+    def pid(self) -> int | None:
+        """The process that leads its session (tests/integration/stack.py and here start both so)."""
+        running = self.job.process if self.job else self.baseline
+        return running.pid if running else None
 
     def check_alive(self) -> None:
         if self.job:
@@ -348,8 +355,11 @@ def drain(options: Options, backlog: Backlog, design: str) -> Drain:
     consumer = Consumer(design, config, folder, ["--delay-seconds", str(options.delay_s)])
     try:
         started = consumer.start()
+        sessions = _sessions(settings, consumer)
+        cpu_before = {name: cpu.session_cpu_seconds(session) for name, session in sessions.items()}
         finished = _wait("every backlog window in PostgreSQL", lambda: not any(w.waiting for w in watchers),
                          consumer, 120 + backlog.records / 1000)
+        used = {name: cpu.session_cpu_seconds(session) - cpu_before[name] for name, session in sessions.items()}
     finally:
         consumer.stop()
         for watcher in watchers:
@@ -368,7 +378,16 @@ def drain(options: Options, backlog: Backlog, design: str) -> Drain:
     first_seen = min(t for (user, end), t in watchers[0].first_seen.items() if end == first_end)
     read_before = bisect.bisect_left(backlog.times_ms, first_end + options.delay_s * 1000 - 1)
     steady = (backlog.records - read_before, done - first_seen) if done - first_seen >= 1 else None
-    return Drain(design, backlog.records, done - started, _check(settings, backlog), steady)
+    return Drain(design, backlog.records, done - started, _check(settings, backlog), steady, used)
+
+
+def _sessions(settings: local_config.LocalSettings, consumer: Consumer) -> dict[str, int]:
+    """The session of each process whose CPU a catch-up is charged with (those found)."""
+    leaders = {"consumer": consumer.pid(),
+               "endpoint": next((e.pid for e in aws_endpoint.status(settings, DEFAULT_STATE) if e.kind == "emulator"), None),
+               "postgres": postgres.Server(DEFAULT_STATE, settings.postgres).our_pid()}
+    sessions = {name: cpu.session_of(pid) for name, pid in leaders.items() if pid}
+    return {name: session for name, session in sessions.items() if session}
 
 
 # --- live -----------------------------------------------------------------------------------------
@@ -520,6 +539,25 @@ def _ratio(job: float | None, other: float | None) -> str:
     return f"{job / other:,.1f}×" if job and other else "—"
 
 
+def _cpu_table(result: Result) -> list[str]:
+    """Where the catch-up's CPU went, per process, for the designs that were measured so."""
+    measured = {design: d for design, d in result.drains.items() if d.cpu and d.seconds}
+    if not measured:
+        return []
+    parts = (("consumer", "consumer (job: driver + JVM)"), ("endpoint", "Kinesis + S3 endpoint"), ("postgres", "PostgreSQL"))
+    lines = ["#### Where the catch-up's CPU went (CPU seconds from the start of reading to the last row)", "",
+             "| Design | " + " | ".join(title for _, title in parts) + " | Total | CPU ms per 1,000 events | "
+             "Cores busy (of 2) |", "| --- |" + " --- |" * (len(parts) + 3)]
+    for design, d in measured.items():
+        total = sum(d.cpu.values())
+        cells = " | ".join(f"{d.cpu[name]:,.1f}" if name in d.cpu else "—" for name, _ in parts)
+        lines.append(f"| {design} | {cells} | {total:,.1f} | {1e6 * total / d.events:,.0f} | {total / d.seconds:.2f} |")
+    lines += ["", "Read from /proc for each process's session (tests/perf/cpu.py): the job's figure includes its "
+              "checkpoints and every output (Parquet features, raw archive, quarantine, late, progress markers), "
+              "the endpoint's includes serving those S3 writes.", ""]
+    return lines
+
+
 def section(result: Result) -> str:
     o = result.options
     b = result.bounds
@@ -572,6 +610,7 @@ def section(result: Result) -> str:
                   f"which write as they go, have none). Per-event upserts ran on a {o.per_event_budget_s:.0f} s budget, "
                   f"{'per-event' + SYNC_SUFFIX} (synchronous_commit on) on a third of it.",
                   ""]
+        lines += _cpu_table(result)
     if result.lives:
         lines += [
             f"### Live: events dated now, sent at a steady rate for {o.warmup_s + o.measure_s + o.tail_s:.0f} s, "
