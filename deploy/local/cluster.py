@@ -29,7 +29,6 @@ import urllib.request
 import venv
 import zipfile
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -187,14 +186,17 @@ def ensure_python(cluster: Cluster) -> Path:
     (psycopg, boto3 ... for the tests) cannot stand in for what the zip must bring."""
     from deploy.managed_flink.package import requirement_closure
 
-    version = metadata.version("apache-flink")
-    marker = cluster.python_dir / ".apache-flink"
-    if marker.is_file() and marker.read_text() == version and cluster.python.exists():
+    # setuptools: apache-beam (PyFlink's Python workers) imports pkg_resources without requiring it;
+    # a venv on Python 3.11 always has it, and so has Managed Flink's Python.
+    distributions = requirement_closure(["apache-flink", "setuptools"])
+    inventory = "".join(f"{d.metadata['Name']}=={d.version}\n" for d in distributions)
+    marker = cluster.python_dir / "distributions.txt"  # written last: a complete env
+    if cluster.python.exists() and marker.is_file() and marker.read_text() == inventory:
         return cluster.python
     shutil.rmtree(cluster.python_dir, ignore_errors=True)
     venv.EnvBuilder(symlinks=True, with_pip=False).create(cluster.python_dir)
     site = cluster.python_dir / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
-    for distribution in requirement_closure(["apache-flink"]):
+    for distribution in distributions:
         for file in distribution.files or ():
             relative = PurePosixPath(file.as_posix())
             source = Path(str(distribution.locate_file(file)))
@@ -204,7 +206,7 @@ def ensure_python(cluster: Cluster) -> Path:
             target.parent.mkdir(parents=True, exist_ok=True)
             if not target.exists():
                 target.symlink_to(source)
-    marker.write_text(version)
+    marker.write_text(inventory)
     return cluster.python
 
 

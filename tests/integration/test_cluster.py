@@ -3,6 +3,8 @@ two TaskManagers from the PyFlink distribution (RocksDB, incremental checkpoints
 endpoint, parallelism 2, one slot each), the zip unpacked alone in a temporary folder and started
 with `flink run --python jobs/managed_flink_main.py --jarfile lib/pyflink-dependencies.jar
 --pyFiles lib/python`, its runtime properties read from a properties file, on a stream of 2 shards.
+The zip also holds the example feature that calls a Python UDF, so the TaskManagers run Python
+workers, which must import udfs/ from the zip's lib/python.
 
 One cluster and one job serve the module; each test sends a batch of events dated after the
 previous test's "flush" events (one per shard: they move the watermark past every window of its batch), so
@@ -15,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -30,8 +33,9 @@ from deploy.local import aws, cluster, producer
 from deploy.local.state import StateDirs
 from deploy.managed_flink import package
 from jobs import feature_job
+from jobs.environment import JAR_NAME
 from tests import oracle
-from tests.integration.stack import postgres_rows, s3_rows, start_services, write_config
+from tests.integration.stack import ROOT, postgres_rows, s3_rows, start_services, write_config
 from tests.sql.test_backfill_oracle import DELAY, assert_matches, generate
 
 log = logging.getLogger(__name__)
@@ -41,6 +45,7 @@ NAME = "cluster-e2e"
 PORTS = cluster.Ports(rest=18181, rpc=16223, first=16300)
 START = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=6)
 EVENTS = 2500
+UDF_FEATURE = "user_spend_buckets_1h"
 
 
 def _batch(number: int, seed: int) -> list[str]:
@@ -71,14 +76,24 @@ def _flush(flink, number: int) -> None:
     flink.flush_lines = position + 1
 
 
+def _source_with_the_udf_example(root: Path) -> Path:
+    """What the zip is built from (jobs/ udfs/ sql/), with sql/examples/user_spend_buckets_1h.sql enabled."""
+    for folder in ("jobs", "udfs", "sql"):
+        shutil.copytree(ROOT / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(root / "sql" / "examples" / f"{UDF_FEATURE}.sql", root / "sql" / "features")
+    return root
+
+
 @pytest.fixture(scope="module")
 def flink(tmp_path_factory):
     folder = tmp_path_factory.mktemp("cluster")
     # No source subtask goes idle during the module (see _flush).
     config = write_config(folder, NAME, shards=2, parallelism=2, extra={"events": {"idle.timeout.seconds": "600"}})
     settings = start_services(config)
-    assert feature_job.main(["migrate", "--config", str(config)]) == 0  # Managed Flink's job refuses missing tables
-    application = package.build(out=folder / "feature-pipeline.zip")
+    source = _source_with_the_udf_example(folder / "source")
+    # The job run the Managed Flink way refuses missing tables, as in the cloud.
+    assert feature_job.main(["migrate", "--config", str(config), "--sql-dir", str(source / "sql")]) == 0
+    application = package.build(source, out=folder / "feature-pipeline.zip", jar=ROOT / "target" / JAR_NAME)
     running = cluster.Cluster(StateDirs(folder / "state"), PORTS)
     try:
         log.info("cluster up in %.1f s", cluster.up(running, settings, parallelism=2, checkpoint_seconds=2))
@@ -118,7 +133,8 @@ def _checkpoints(flink) -> dict:
 def _expected(flink) -> dict[str, dict]:
     """The oracle of everything sent so far but the last flush events, whose windows are still open."""
     outcome = oracle.replay(flink.sent[:-flink.flush_lines], datetime.now(timezone.utc), DELAY)
-    return {"user_activity_5m": oracle.user_activity_5m(outcome), "user_activity_1h": oracle.user_activity_1h(outcome)}
+    return {"user_activity_5m": oracle.user_activity_5m(outcome), "user_activity_1h": oracle.user_activity_1h(outcome),
+            UDF_FEATURE: oracle.user_spend_buckets_1h(outcome)}
 
 
 def _wait_for_every_window(flink, expected: dict[str, dict]) -> None:
@@ -142,11 +158,12 @@ def test_the_job_runs_from_the_zip_with_only_pyflink_beside_it(flink):
     env = {"PATH": "/usr/bin:/bin"}
     python = str(flink.cluster.python)
     assert subprocess.run([python, "-c", "import pyflink.table"], env=env).returncode == 0
-    for absent in ("boto3", "psycopg", "jobs", "pytest"):
+    for absent in ("boto3", "psycopg", "jobs", "udfs", "pytest"):
         assert subprocess.run([python, "-c", f"import {absent}"], env=env, cwd="/", capture_output=True).returncode != 0, absent
     job = cluster.rest(flink.cluster, f"/jobs/{flink.job_id}")
     sources = [vertex for vertex in job["vertices"] if vertex["name"].startswith("Source: events")]
     assert sources and all(vertex["parallelism"] == 2 for vertex in sources)
+    assert any("PythonCalc" in vertex["name"] for vertex in job["vertices"])  # Python workers run the UDF
     assert cluster.overview(flink.cluster)["taskmanagers"] == 2
 
 
