@@ -67,6 +67,8 @@ class Ports:
 
     def taskmanager(self, number: int) -> dict[str, str]:
         """Its own ports (TaskManagers on one host that share a range race for them at start)."""
+        if not 1 <= number <= 26:
+            raise ValueError(f"TaskManager numbers run from 1 to 26 (the block of 100 ports from {self.first}), got {number}")
         base = self.first + 20 + 3 * number
         return {"taskmanager.rpc.port": str(base), "taskmanager.data.port": str(base + 1),
                 "metrics.internal.query-service.port": str(base + 2)}
@@ -219,8 +221,9 @@ def _environment(cluster: Cluster, **extra: str) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items()
            if not key.startswith(("PYFLINK", "FLINK", "JAVA_TOOL", "_FLINK")) and key != "PYTHONPATH"}
     env.update({"FLINK_CONF_DIR": str(cluster.conf_dir), "FLINK_LOG_DIR": str(cluster.log_dir),
-                "FLINK_PID_DIR": str(cluster.root / "run"), "FLINK_PLUGINS_DIR": str(PLUGINS_DIR),
-                "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_CBOR_DISABLE": "true"})
+                "FLINK_PID_DIR": str(cluster.root / "run"), "FLINK_PLUGINS_DIR": str(PLUGINS_DIR)})
+    for key, value in (("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test"), ("AWS_CBOR_DISABLE", "true")):
+        env.setdefault(key, value)
     env.update(extra)
     return env
 
