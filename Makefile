@@ -51,6 +51,19 @@ explain: setup
 bench: setup
 	$(PYTHON) -m tests.perf $(BENCH_ARGS)
 
+# The packaged zip on a local Flink cluster run the Managed Flink way (deploy/local/cluster.py): a
+# JobManager and 2 TaskManagers (RocksDB, checkpoints in the local S3), the zip submitted with the
+# service's run options, sample events. Web UI http://localhost:18081; stop:
+# python -m deploy.local cluster down --config deploy/config/cluster.json
+CLUSTER_CONFIG ?= deploy/config/cluster.json
+.PHONY: cluster
+cluster: setup
+	$(PYTHON) -m deploy.local cluster up --config $(CLUSTER_CONFIG)
+	$(PYTHON) -m deploy.local cluster submit --config $(CLUSTER_CONFIG)
+	$(PYTHON) -m deploy.local generate --out target/cluster-events.jsonl
+	$(PYTHON) -m deploy.local produce --events target/cluster-events.jsonl --config $(CLUSTER_CONFIG)
+	$(PYTHON) -m deploy.local cluster status --config $(CLUSTER_CONFIG)
+
 # Managed Service for Apache Flink (python -m deploy.managed_flink): the application zip, and the
 # requests a deploy would send (read-only look-ups only when AWS credentials are present).
 DEPLOY_CONFIG ?= deploy/config/aws.example.json

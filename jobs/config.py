@@ -9,6 +9,7 @@ value fails at start with a message naming the group and the key, before any dat
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,6 +19,10 @@ from typing import Callable, Mapping
 from jobs import replay
 
 MANAGED_FLINK_CONFIG = Path("/etc/flink/application_properties.json")
+# Tests and the local cluster only (deploy/local/cluster.py): where a job started without --config
+# reads its runtime properties instead of MANAGED_FLINK_CONFIG, which they cannot write to.
+# Managed Flink never sets it.
+PROPERTIES_FILE_OVERRIDE = "FEATURE_JOB_TEST_PROPERTIES_FILE"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 PropertyGroups = dict[str, dict[str, str]]
@@ -269,9 +274,15 @@ def _derive_source_keys(source: dict[str, str], replay_start: str) -> list[str]:
     return []
 
 
+def managed_flink_config() -> Path:
+    """The runtime properties file of a job started without --config (Managed Flink's own)."""
+    override = os.environ.get(PROPERTIES_FILE_OVERRIDE)
+    return Path(override) if override else MANAGED_FLINK_CONFIG
+
+
 def load(path: Path | None, command: str) -> Config:
     """Load from ``path`` or, when None, from Managed Flink's runtime properties file."""
-    path = path or MANAGED_FLINK_CONFIG
+    path = path or managed_flink_config()
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as error:

@@ -100,7 +100,7 @@ def _utc_time(text: str) -> datetime:
 
 
 def _managed(args: argparse.Namespace) -> bool:
-    return args.config is None and job_config.MANAGED_FLINK_CONFIG.exists()
+    return args.config is None and job_config.managed_flink_config().exists()
 
 
 def _streaming_pipeline(args: argparse.Namespace, config: Config, password: str) -> pipeline.Pipeline:

@@ -7,8 +7,11 @@ The configuration comes only from /etc/flink/application_properties.json, so thi
 import sys
 from pathlib import Path
 
-# The application zip's root holds jobs/, udfs/ and sql/; make it importable however we are started.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# Started as a file (`flink run --python jobs/managed_flink_main.py`), Python puts this folder first
+# on sys.path, where jobs/secrets.py would shadow the standard library's secrets (numpy imports it).
+# The zip's root, which holds jobs/, udfs/ and sql/, goes there instead.
+HERE = Path(__file__).resolve().parent
+sys.path[:] = [str(HERE.parent)] + [entry for entry in sys.path if entry and Path(entry).resolve() != HERE]
 
 from jobs.feature_job import main  # noqa: E402 - needs the path above
 

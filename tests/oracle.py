@@ -174,6 +174,18 @@ def user_activity_1h(outcome: Outcome) -> dict[tuple, dict]:
     return rows
 
 
+def spend_bucket(amount: float | None) -> str:
+    """udfs/spend_bucket.py's documented thresholds, written here independently."""
+    return "none" if amount is None else "small" if amount < 10 else "medium" if amount < 100 else "large"
+
+
+def user_spend_buckets_1h(outcome: Outcome) -> dict[tuple, dict]:
+    """sql/examples/user_spend_buckets_1h.sql (the example that calls a Python UDF)."""
+    return {key: {f"{name}_spend_count": sum(1 for e in events if spend_bucket(e.amount) == name)
+                  for name in ("small", "medium", "large")}
+            for key, events in window_features(outcome, timedelta(hours=1), timedelta(hours=1)).items()}
+
+
 def features_as_of(rows: dict[tuple, dict], user_id: str, moment: datetime, size: timedelta, slide: timedelta,
                    neutral: dict) -> tuple[datetime | None, dict | None]:
     """What a read as of ``moment`` must answer, knowing every emitted row: the window ending at

@@ -10,6 +10,7 @@
   demo [--seconds N] [--watch] [--config C]       everything, live: services, job, events, outputs
   stop-job [--config C]           stop the job `demo` started
   upgrade [--config C]            ship changed feature SQL to that job (it resumes or replays)
+  cluster up|submit|status|down [--config C]   a Flink cluster run the Managed Flink way, the zip on it
 """
 
 from __future__ import annotations
@@ -65,6 +66,9 @@ def _parser() -> argparse.ArgumentParser:
     with_config("stop-job", "stop the job `demo` started (services keep running)")
     with_config("upgrade", "ship changed feature SQL to the demo's job: checks, migrate, stop, start (resume or replay)")
 
+    cluster = with_config("cluster", "a JobManager and TaskManagers run the Managed Flink way; submit the zip")
+    cluster.add_argument("action", choices=("up", "submit", "status", "down"))
+
     gen = commands.add_parser("generate", help="write sample events with duplicates, disorder and bad lines")
     gen.add_argument("--out", type=Path, required=True)
     gen.add_argument("--users", type=int, default=50)
@@ -110,6 +114,11 @@ def _run(args: argparse.Namespace) -> int:
 
         for line in upgrade(state, args.config):
             print(line)
+        return 0
+    if args.command == "cluster":
+        from deploy.local import cluster
+
+        print("\n".join(cluster.command(args.action, args.config, settings, state)))
         return 0
     if args.command == "stop-job":
         pid = job.stop(state, args.config)

@@ -104,7 +104,7 @@ def project_sources(root: Path, jar: Path) -> list[Source]:
     return sources
 
 
-def _requirement_closure(roots: Iterable[str]) -> list[metadata.Distribution]:
+def requirement_closure(roots: Iterable[str]) -> list[metadata.Distribution]:
     """The installed distributions ``roots`` need, with their own requirements (no extras)."""
     found: dict[str, metadata.Distribution] = {}
     pending = list(roots)
@@ -147,7 +147,7 @@ def _wanted(distribution_name: str, name: PurePosixPath) -> bool:
 
 def bundled_sources(roots: Iterable[str] = BUNDLED_ROOTS) -> list[Source]:
     sources = []
-    for distribution in _requirement_closure(roots):
+    for distribution in requirement_closure(roots):
         name = distribution.metadata["Name"]
         if not _is_pure(distribution):
             # A compiled wheel from this machine may not run on Managed Flink's platform.

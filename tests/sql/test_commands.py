@@ -80,16 +80,7 @@ def test_a_new_feature_file_needs_no_code_change(tmp_path):
     lines = generate(seed=3, events=400, users=6, duplicate_share=0.1)
     out = run_backfill(tmp_path, lines, sql_dir=sql)
 
-    expected_events = oracle.window_features(oracle.replay(lines, datetime.now(timezone.utc), DELAY),
-                                             oracle.timedelta(hours=1), oracle.timedelta(hours=1))
-
-    def bucket(amount):  # written here from the UDF's documented thresholds
-        return "none" if amount is None else "small" if amount < 10 else "medium" if amount < 100 else "large"
-
-    expected = {
-        key: {f"{name}_spend_count": sum(1 for e in events if bucket(e.amount) == name) for name in ("small", "medium", "large")}
-        for key, events in expected_events.items()
-    }
+    expected = oracle.user_spend_buckets_1h(oracle.replay(lines, datetime.now(timezone.utc), DELAY))
     assert_matches(read_rows(out / "user_spend_buckets_1h"), expected)
     assert (out / "user_activity_5m").is_dir()  # the shipped features still run alongside
 
