@@ -1,7 +1,7 @@
 """Command line: ``python -m deploy.local <command>`` (from the repository root).
 
-  install                         system packages (PostgreSQL) and Python requirements
-  up [--config C]                 start what is not running, create stream + bucket + database
+  install [--localstack]          system packages (PostgreSQL), Python requirements [, real LocalStack]
+  up [--aws localstack] [--config C]   start what is not running, create stream + bucket + database
   status [--config C]             what runs where
   down [--config C]               stop what `up` started
   reset [--config C]              empty stream, bucket and every table in `public`
@@ -46,7 +46,12 @@ def _parser() -> argparse.ArgumentParser:
 
     install = commands.add_parser("install", help="install PostgreSQL (apt) and requirements.txt (pip)")
     install.add_argument("--no-pip", action="store_true", help="system packages only")
-    with_config("up", "start the services and create stream, bucket, database")
+    install.add_argument("--localstack", action="store_true",
+                         help="also real LocalStack (its own Python 3.13 venv and kinesis-mock) under .local/")
+    up = with_config("up", "start the services and create stream, bucket, database")
+    up.add_argument("--aws", choices=("emulator", "localstack"), default="emulator",
+                    help="what serves Kinesis+S3 when nothing answers on the config's endpoint "
+                         "(default: %(default)s; one already answering is used either way)")
     with_config("status", "show what runs where")
     with_config("down", "stop what `up` started")
     with_config("reset", "empty the stream, the bucket and every table in `public`")
@@ -82,7 +87,13 @@ def _parser() -> argparse.ArgumentParser:
 def _run(args: argparse.Namespace) -> int:
     if args.command == "install":
         script = REPO_ROOT / "deploy" / "local" / "install.sh"
-        return subprocess.call(["bash", str(script), *(["--no-pip"] if args.no_pip else [])], cwd=REPO_ROOT)
+        code = subprocess.call(["bash", str(script), *(["--no-pip"] if args.no_pip else [])], cwd=REPO_ROOT)
+        if code == 0 and args.localstack:
+            from deploy.local import localstack
+
+            seconds = localstack.install(DEFAULT_STATE.ensure())
+            print(f"LocalStack {localstack.VERSION} installed in {localstack.home(DEFAULT_STATE)} ({seconds:.1f} s)")
+        return code
 
     if args.command == "generate":
         from deploy.local.generator import GeneratorOptions, generate
@@ -116,7 +127,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"stopped job pid {pid}" if pid else "no job started by `demo` is running on this config")
         return 0
     if args.command == "up":
-        report = services.up(settings, state)
+        report = services.up(settings, state, args.aws)
         print("\n".join(report.lines(settings, state)))
     elif args.command == "status":
         report = services.status(settings, state)
