@@ -7,7 +7,7 @@
   reset [--config C]              empty stream, bucket and every table in `public`
   generate --out FILE [...]       write sample events (JSON lines)
   produce --events FILE [--rate N] [--config C]   put a JSON-lines file into the stream
-  demo [--seconds N] [--watch] [--config C]       everything, live: services, job, events, outputs
+  demo [--seconds N] [--watch] [--aws localstack] [--config C]   everything, live: services, job, events, outputs
   stop-job [--config C]           stop the job `demo` started
   upgrade [--config C]            ship changed feature SQL to that job (it resumes or replays)
 """
@@ -26,6 +26,7 @@ from deploy.local.config import DEFAULT_CONFIG, REPO_ROOT
 from deploy.local.state import DEFAULT_STATE
 
 log = logging.getLogger("deploy.local")
+AWS_KINDS = ("emulator", "localstack")  # deploy/local/aws_endpoint.py's CHOICES (not imported: no boto3 for `generate`)
 
 
 def _iso_datetime(text: str) -> datetime:
@@ -49,7 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     install.add_argument("--localstack", action="store_true",
                          help="also real LocalStack (its own Python 3.13 venv and kinesis-mock) under .local/")
     up = with_config("up", "start the services and create stream, bucket, database")
-    up.add_argument("--aws", choices=("emulator", "localstack"), default="emulator",
+    up.add_argument("--aws", choices=AWS_KINDS, default="emulator",
                     help="what serves Kinesis+S3 when nothing answers on the config's endpoint "
                          "(default: %(default)s; one already answering is used either way)")
     with_config("status", "show what runs where")
@@ -67,6 +68,8 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--users", type=int, default=50)
     demo.add_argument("--watch", action="store_true", help="look at the running job again (no setup)")
     demo.add_argument("--no-produce", action="store_true", help="send no events, only look")
+    demo.add_argument("--aws", choices=AWS_KINDS, default="emulator",
+                      help="as for `up` (default: %(default)s)")
     with_config("stop-job", "stop the job `demo` started (services keep running)")
     with_config("upgrade", "ship changed feature SQL to the demo's job: checks, migrate, stop, start (resume or replay)")
 
@@ -115,7 +118,7 @@ def _run(args: argparse.Namespace) -> int:
 
         return demo.run(demo.DemoOptions(config_path=args.config, seconds=args.seconds, interval=args.interval,
                                          events=args.events, users=args.users, watch=args.watch,
-                                         produce=not args.no_produce), settings, state)
+                                         produce=not args.no_produce, aws=args.aws), settings, state)
     if args.command == "upgrade":
         from deploy.local.upgrade import upgrade
 

@@ -30,7 +30,6 @@ from tests.integration.test_end_to_end import _flush_event, _produce
 from tests.sql.test_backfill_oracle import DELAY, assert_matches, generate
 
 E2E_PORT = 4610
-REUSED_PORT = 4612
 STARTED_PORT = 4614
 EMULATOR_PORT = 4616
 HOST = "127.0.0.1"
@@ -112,22 +111,18 @@ def _own_state(tmp_path: Path) -> StateDirs:
     return state
 
 
-def test_up_uses_a_running_localstack_and_down_leaves_it_running(tmp_path: Path) -> None:
-    someone_elses = StateDirs(tmp_path / "elsewhere").ensure()  # e.g. a Docker user's LocalStack
-    localstack.home(someone_elses).symlink_to(localstack.home(DEFAULT_STATE).resolve(), target_is_directory=True)
-    pid = localstack.start(someone_elses, HOST, REUSED_PORT)
-    try:
-        state = _own_state(tmp_path)
-        settings = _settings(tmp_path, "localstack-reuse", REUSED_PORT)
-        for kind in ("emulator", "localstack"):  # either way, what answers is used
-            report = services.up(settings, state, kind)
-            assert [(e.kind, e.pid) for e in report.endpoints] == [("localstack", None)]
-            assert report.stream == "1 shard(s)" and report.bucket == "exists"
-        assert "already running" in aws_endpoint.status(settings, state)[0].describe()
-        assert services.down(settings, state) == []
-        assert process.is_running(pid) and localstack.health(f"http://{HOST}:{REUSED_PORT}")
-    finally:
-        process.stop(pid, timeout=20)
+def test_up_uses_a_running_localstack_and_down_leaves_it_running(e2e: SimpleNamespace, tmp_path: Path) -> None:
+    """The end-to-end LocalStack, seen from a state folder that did not start it (as a Docker
+    user's LocalStack is): used whatever `--aws` asks for, and `down` leaves it running."""
+    state = _own_state(tmp_path)
+    settings = _settings(tmp_path, "localstack-reuse", E2E_PORT)
+    for kind in ("emulator", "localstack"):
+        report = services.up(settings, state, kind)
+        assert [(e.kind, e.pid) for e in report.endpoints] == [("localstack", None)]
+        assert report.stream == "1 shard(s)" and report.bucket == "exists"
+    assert "already running" in aws_endpoint.status(settings, state)[0].describe()
+    assert services.down(settings, state) == []
+    assert localstack.health(f"http://{HOST}:{E2E_PORT}") is not None
 
 
 def test_up_starts_localstack_on_a_free_port_and_down_stops_it(tmp_path: Path) -> None:
