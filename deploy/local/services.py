@@ -85,7 +85,7 @@ def down(settings: LocalSettings, state: StateDirs) -> list[str]:
 
     Jobs the demo started go first: without their endpoints they would only fail and restart."""
     stopped = [f"job pid {pid}" for pid in job.stop_all(state)]
-    stopped += [f"Kinesis+S3 endpoint pid {pid}" for pid in aws_endpoint.stop(state)]
+    stopped += aws_endpoint.stop(state)
     pg_pid = postgres.Server(state, settings.postgres).stop()
     if pg_pid is not None:
         stopped.append(f"postgres pid {pg_pid}")

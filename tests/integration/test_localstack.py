@@ -134,7 +134,7 @@ def test_up_starts_localstack_on_a_free_port_and_down_stops_it(tmp_path: Path) -
         [endpoint] = report.endpoints
         assert endpoint.kind == "localstack" and endpoint.pid is not None
         assert "started by `up`" in aws_endpoint.status(settings, state)[0].describe()
-        assert services.down(settings, state) == [f"Kinesis+S3 endpoint pid {endpoint.pid}"]
+        assert services.down(settings, state) == [f"LocalStack pid {endpoint.pid}"]
         assert not process.is_running(endpoint.pid) and not process.port_open(HOST, STARTED_PORT)
     finally:
         _stop_if_ours(state, STARTED_PORT)
