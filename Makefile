@@ -4,10 +4,11 @@ PYTHON ?= python3
 JAR := target/pyflink-dependencies.jar
 STAMP := target/.requirements-installed
 SERVICES_STAMP := target/.services-installed
+LOCALSTACK_STAMP := target/.localstack-installed
 
 .PHONY: setup jar test test-unit validate explain demo demo-stop bench clean
 
-setup: $(STAMP) $(JAR) $(SERVICES_STAMP)
+setup: $(STAMP) $(JAR) $(SERVICES_STAMP) $(LOCALSTACK_STAMP)
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m pip install -q -r requirements.txt
@@ -16,6 +17,12 @@ $(STAMP): requirements.txt
 # PostgreSQL server binaries for the local services (apt-get; needs root or sudo once).
 $(SERVICES_STAMP): deploy/local/install.sh
 	bash deploy/local/install.sh --no-pip
+	@mkdir -p target && touch $@
+
+# Real LocalStack for `up --aws localstack` and tests/integration/test_localstack.py (~100 s once):
+# its own Python 3.13 venv and kinesis-mock (npm) under .local/localstack.
+$(LOCALSTACK_STAMP): deploy/local/localstack.py $(STAMP)
+	$(PYTHON) -m deploy.local install --no-pip --localstack
 	@mkdir -p target && touch $@
 
 # The shaded connector jar (+ the S3 filesystem plugin), rebuilt when the pom or deploy/src changes.

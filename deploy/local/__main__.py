@@ -1,13 +1,13 @@
 """Command line: ``python -m deploy.local <command>`` (from the repository root).
 
-  install                         system packages (PostgreSQL) and Python requirements
-  up [--config C]                 start what is not running, create stream + bucket + database
+  install [--localstack]          system packages (PostgreSQL), Python requirements [, real LocalStack]
+  up [--aws localstack] [--config C]   start what is not running, create stream + bucket + database
   status [--config C]             what runs where
   down [--config C]               stop what `up` started
   reset [--config C]              empty stream, bucket and every table in `public`
   generate --out FILE [...]       write sample events (JSON lines)
   produce --events FILE [--rate N] [--config C]   put a JSON-lines file into the stream
-  demo [--seconds N] [--watch] [--config C]       everything, live: services, job, events, outputs
+  demo [--seconds N] [--watch] [--aws localstack] [--config C]   everything, live: services, job, events, outputs
   stop-job [--config C]           stop the job `demo` started
   upgrade [--config C]            ship changed feature SQL to that job (it resumes or replays)
   cluster up|submit|status|down [--config C]   a Flink cluster run the Managed Flink way, the zip on it
@@ -27,6 +27,7 @@ from deploy.local.config import DEFAULT_CONFIG, REPO_ROOT
 from deploy.local.state import DEFAULT_STATE
 
 log = logging.getLogger("deploy.local")
+AWS_KINDS = ("emulator", "localstack")  # deploy/local/aws_endpoint.py's CHOICES (not imported: no boto3 for `generate`)
 
 
 def _iso_datetime(text: str) -> datetime:
@@ -47,7 +48,12 @@ def _parser() -> argparse.ArgumentParser:
 
     install = commands.add_parser("install", help="install PostgreSQL (apt) and requirements.txt (pip)")
     install.add_argument("--no-pip", action="store_true", help="system packages only")
-    with_config("up", "start the services and create stream, bucket, database")
+    install.add_argument("--localstack", action="store_true",
+                         help="also real LocalStack (its own Python 3.13 venv and kinesis-mock) under .local/")
+    up = with_config("up", "start the services and create stream, bucket, database")
+    up.add_argument("--aws", choices=AWS_KINDS, default="emulator",
+                    help="what serves Kinesis+S3 when nothing answers on the config's endpoint "
+                         "(default: %(default)s; one already answering is used either way)")
     with_config("status", "show what runs where")
     with_config("down", "stop what `up` started")
     with_config("reset", "empty the stream, the bucket and every table in `public`")
@@ -63,6 +69,8 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--users", type=int, default=50)
     demo.add_argument("--watch", action="store_true", help="look at the running job again (no setup)")
     demo.add_argument("--no-produce", action="store_true", help="send no events, only look")
+    demo.add_argument("--aws", choices=AWS_KINDS, default="emulator",
+                      help="as for `up` (default: %(default)s)")
     with_config("stop-job", "stop the job `demo` started (services keep running)")
     with_config("upgrade", "ship changed feature SQL to the demo's job: checks, migrate, stop, start (resume or replay)")
 
@@ -86,7 +94,13 @@ def _parser() -> argparse.ArgumentParser:
 def _run(args: argparse.Namespace) -> int:
     if args.command == "install":
         script = REPO_ROOT / "deploy" / "local" / "install.sh"
-        return subprocess.call(["bash", str(script), *(["--no-pip"] if args.no_pip else [])], cwd=REPO_ROOT)
+        code = subprocess.call(["bash", str(script), *(["--no-pip"] if args.no_pip else [])], cwd=REPO_ROOT)
+        if code == 0 and args.localstack:
+            from deploy.local import localstack
+
+            seconds = localstack.install(DEFAULT_STATE.ensure())
+            print(f"LocalStack {localstack.VERSION} installed in {localstack.home(DEFAULT_STATE)} ({seconds:.1f} s)")
+        return code
 
     if args.command == "generate":
         from deploy.local.generator import GeneratorOptions, generate
@@ -108,7 +122,7 @@ def _run(args: argparse.Namespace) -> int:
 
         return demo.run(demo.DemoOptions(config_path=args.config, seconds=args.seconds, interval=args.interval,
                                          events=args.events, users=args.users, watch=args.watch,
-                                         produce=not args.no_produce), settings, state)
+                                         produce=not args.no_produce, aws=args.aws), settings, state)
     if args.command == "upgrade":
         from deploy.local.upgrade import upgrade
 
@@ -125,7 +139,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"stopped job pid {pid}" if pid else "no job started by `demo` is running on this config")
         return 0
     if args.command == "up":
-        report = services.up(settings, state)
+        report = services.up(settings, state, args.aws)
         print("\n".join(report.lines(settings, state)))
     elif args.command == "status":
         report = services.status(settings, state)

@@ -1,7 +1,8 @@
 """boto3 clients for the configured endpoints: the same code talks to LocalStack, moto or AWS.
 
-A local endpoint gets dummy credentials (emulators accept any, and a developer's real keys must
-never be sent to them); no endpoint means real AWS and boto3's usual credential chain.
+A local endpoint's clients come from localstack-client's Session, given the config's host:port as
+its LOCALSTACK_HOST: dummy credentials (emulators accept any, and a developer's real keys must never
+be sent to them). No endpoint means real AWS and boto3's usual credential chain.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from urllib.parse import urlparse
 
 import boto3
 from botocore.config import Config as BotoConfig
+from localstack_client import config as localstack_config
+from localstack_client.session import Session as LocalStackSession
 
 from deploy.local.config import LocalSettings
 
@@ -33,12 +36,24 @@ def client(service: str, endpoint: str | None, region: str, *, path_style: bool 
     if path_style:
         # bucket.127.0.0.1 does not resolve; emulators want http://host/bucket/key.
         options["s3"] = {"addressing_style": "path"}
+    if endpoint and is_local(endpoint):
+        return _local_client(service, endpoint, region, BotoConfig(**options))
     kwargs: dict[str, Any] = {"region_name": region, "config": BotoConfig(**options)}
     if endpoint:
         kwargs["endpoint_url"] = endpoint
-    if is_local(endpoint):
-        kwargs.update(DUMMY_CREDENTIALS)
     return boto3.client(service, **kwargs)
+
+
+def _local_client(service: str, endpoint: str, region: str, config: BotoConfig) -> Any:
+    host = urlparse(endpoint).netloc
+    resolved = localstack_config.get_service_endpoint(service, host)
+    if resolved != endpoint.rstrip("/"):
+        # Inside localstack-client, AWS_ENDPOINT_URL (and USE_SSL) win over the host it is given;
+        # the job reads the config, so the tools must not quietly talk to another endpoint.
+        raise ValueError(f"the config's endpoint is {endpoint} but localstack-client resolves {service} to "
+                         f"{resolved} (AWS_ENDPOINT_URL / USE_SSL in the environment); unset them or make them agree")
+    session = LocalStackSession(localstack_host=host, region_name=region, **DUMMY_CREDENTIALS)
+    return session.client(service, config=config)
 
 
 def kinesis(settings: LocalSettings, **kwargs: Any) -> Any:

@@ -1,23 +1,22 @@
-"""The Kinesis + S3 endpoint: reuse whatever already answers there, else start the embedded emulator.
+"""The Kinesis + S3 endpoint: reuse whatever already answers there, else start one.
 
-Order: a LocalStack (``GET /_localstack/health``) or any endpoint that answers Kinesis and S3 calls
-is used as it is; a free port gets our emulator (deploy/local/emulator.py); a port held by something
-that answers neither is an error, never silently shadowed.
+Order: our own process (pid file), a LocalStack (``GET /_localstack/health``) or any endpoint that
+answers Kinesis and S3 calls is used as it is; a free port gets what was asked for: the embedded
+emulator (deploy/local/emulator.py, the default) or real LocalStack (deploy/local/localstack.py);
+a port held by something that answers neither is an error, never silently shadowed.
 """
 
 from __future__ import annotations
 
-import json
 import logging
+import os
 import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from deploy.local import aws, process
+from deploy.local import aws, localstack, process
 from deploy.local.config import REPO_ROOT, LocalSettings
 from deploy.local.state import StateDirs
 
@@ -25,6 +24,7 @@ log = logging.getLogger(__name__)
 
 EMULATOR_MODULE = "deploy.local.emulator"
 START_TIMEOUT_S = 30.0
+CHOICES = ("emulator", "localstack")  # what `up --aws` starts on a free port
 
 
 class EndpointError(RuntimeError):
@@ -34,11 +34,17 @@ class EndpointError(RuntimeError):
 @dataclass(frozen=True)
 class EndpointStatus:
     url: str
-    kind: str  # "emulator" (ours), "localstack", "external", "aws" or "down"
-    pid: int | None = None
+    kind: str  # "emulator" (ours), "localstack" (ours if pid), "external", "aws" or "down"
+    pid: int | None = None  # set when `up` started it (and `down` will stop it)
 
     def describe(self) -> str:
-        owner = f"embedded emulator, pid {self.pid}" if self.kind == "emulator" else self.kind
+        if self.kind == "emulator":
+            owner = f"embedded emulator, pid {self.pid}"
+        elif self.kind == "localstack":
+            owner = (f"LocalStack {localstack.VERSION}, started by `up`, pid {self.pid}" if self.pid
+                     else "LocalStack, already running: used, never stopped by `down`")
+        else:
+            owner = self.kind
         return f"{self.url} ({owner})"
 
 
@@ -53,12 +59,7 @@ def _pid_file(state: StateDirs, url: str) -> Path:
 
 
 def is_localstack(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url.rstrip('/')}/_localstack/health", timeout=2) as resp:
-            body = json.loads(resp.read() or b"{}")
-    except (urllib.error.URLError, OSError, ValueError):
-        return False
-    return isinstance(body, dict) and "services" in body
+    return localstack.health(url) is not None
 
 
 def serves_kinesis_and_s3(url: str, region: str) -> bool:
@@ -81,9 +82,12 @@ def status(settings: LocalSettings, state: StateDirs) -> list[EndpointStatus]:
         return [EndpointStatus(url="(AWS default endpoints)", kind="aws")]
     result = []
     for url in _local_endpoints(settings):
-        pid = process.recorded_pid(_pid_file(state, url), EMULATOR_MODULE)
-        if pid is not None:
-            result.append(EndpointStatus(url, "emulator", pid))
+        emulator_pid = process.recorded_pid(_pid_file(state, url), EMULATOR_MODULE)
+        localstack_pid = localstack.recorded_pid(state, _host_port(url)[1])
+        if emulator_pid is not None:
+            result.append(EndpointStatus(url, "emulator", emulator_pid))
+        elif localstack_pid is not None:
+            result.append(EndpointStatus(url, "localstack", localstack_pid))
         elif is_localstack(url):
             result.append(EndpointStatus(url, "localstack"))
         elif serves_kinesis_and_s3(url, settings.region):
@@ -109,10 +113,43 @@ def _start_emulator(url: str, settings: LocalSettings, state: StateDirs) -> Endp
     raise EndpointError(f"emulator did not answer on {url} within {START_TIMEOUT_S:.0f} s")
 
 
-def ensure(settings: LocalSettings, state: StateDirs) -> list[EndpointStatus]:
-    """Make every local endpoint in the config answer Kinesis and S3 calls."""
+def _check_localstack_endpoints(settings: LocalSettings) -> None:
+    """The config stays the one place that names the endpoint (the job reads it): localstack-client's
+    endpoint (LOCALSTACK_HOST) is what it must say, not a silent override."""
+    wanted = localstack.client_endpoint()
+    configured = _local_endpoints(settings)
+    if not configured:
+        raise EndpointError(f"{settings.source_file}: LocalStack needs a local endpoint: set property group "
+                            f"'source' key 'aws.endpoint' (and 'output' 's3.endpoint') to {wanted}")
+    if (os.environ.get("LOCALSTACK_HOST") or os.environ.get("AWS_ENDPOINT_URL")) and \
+            any(_host_port(url) != _host_port(wanted) for url in configured):
+        raise EndpointError(f"localstack-client's endpoint (LOCALSTACK_HOST / AWS_ENDPOINT_URL) is {wanted} but "
+                            f"{settings.source_file} says {', '.join(configured)}; make them agree")
+
+
+def _start_localstack(url: str, state: StateDirs) -> EndpointStatus:
+    host, port = _host_port(url)
+    try:
+        return EndpointStatus(url, "localstack", localstack.start(state, host, port))
+    except localstack.LocalStackError as exc:
+        raise EndpointError(str(exc)) from exc
+
+
+def ensure(settings: LocalSettings, state: StateDirs, start: str = "emulator") -> list[EndpointStatus]:
+    """Make every local endpoint in the config answer Kinesis and S3 calls; a free port gets
+    ``start`` (one of CHOICES). Asked for LocalStack, a port already serving another endpoint is an
+    error rather than a silent substitute."""
+    if start not in CHOICES:
+        raise EndpointError(f"unknown endpoint kind {start!r}; choose one of {', '.join(CHOICES)}")
+    if start == "localstack":
+        _check_localstack_endpoints(settings)
+    found = status(settings, state)
+    for current in found:  # before starting anything
+        if start == "localstack" and current.kind in ("emulator", "external"):
+            raise EndpointError(f"{current.describe()} answers there, not LocalStack; stop it (`down`) or "
+                                "point source.aws.endpoint / output.s3.endpoint in the config at another port")
     result = []
-    for current in status(settings, state):
+    for current in found:
         if current.kind != "down":
             log.info("endpoint %s", current.describe())
             result.append(current)
@@ -122,18 +159,22 @@ def ensure(settings: LocalSettings, state: StateDirs) -> list[EndpointStatus]:
             raise EndpointError(
                 f"{host}:{port} is taken by something that is neither LocalStack nor a Kinesis+S3 "
                 "endpoint; stop it or change source.aws.endpoint / output.s3.endpoint in the config")
-        result.append(_start_emulator(current.url, settings, state))
+        if start == "localstack":
+            result.append(_start_localstack(current.url, state))
+        else:
+            result.append(_start_emulator(current.url, settings, state))
     return result
 
 
-def stop(state: StateDirs) -> list[int]:
-    """Stop the emulators ``up`` started (pid files); a reused LocalStack is left alone."""
+def stop(state: StateDirs) -> list[str]:
+    """Stop the emulators and LocalStacks ``up`` started (pid files); a reused one is left alone.
+    Returns what was stopped, e.g. "emulator pid 12"."""
     stopped = []
     for pid_file in sorted(state.run.glob("emulator-*.pid")):
         pid = process.recorded_pid(pid_file, EMULATOR_MODULE)
         if pid is not None:
             process.stop(pid)
-            stopped.append(pid)
+            stopped.append(f"emulator pid {pid}")
             log.info("stopped emulator pid %d", pid)
         pid_file.unlink(missing_ok=True)
-    return stopped
+    return stopped + [f"LocalStack pid {pid}" for pid in localstack.stop_all(state)]

@@ -60,6 +60,7 @@ class DemoOptions:
     rows: int = 8               # feature rows shown per table
     watch: bool = False         # look at the running job only: no up / jar / migrate / start
     produce: bool = True        # --no-produce: send nothing, just look
+    aws: str = "emulator"       # --aws localstack: real LocalStack when nothing answers on the endpoint
 
 
 @dataclass
@@ -121,8 +122,8 @@ def _cli(command: str, config_path: Path) -> str:
     return f"python -m deploy.local {command}{suffix}"
 
 
-def _start_services(settings: LocalSettings, state: StateDirs) -> None:
-    report = services.up(settings, state)
+def _start_services(settings: LocalSettings, state: StateDirs, aws: str) -> None:
+    report = services.up(settings, state, aws)
     for line in report.lines(settings, state):
         print(f"    {line}")
 
@@ -175,8 +176,8 @@ def _prepare(settings: LocalSettings, state: StateDirs, options: DemoOptions) ->
             raise DemoError(f"no job is running on {options.config_path}; start the demo with "
                             f"`{_cli('demo', options.config_path)}`")
         return running, False
-    with _step("Kinesis + S3 emulator and PostgreSQL (up)"):
-        _start_services(settings, state)
+    with _step(f"Kinesis + S3 ({options.aws} unless one answers) and PostgreSQL (up)"):
+        _start_services(settings, state, options.aws)
     with _step("connector jar"):
         _ensure_jar()
     with _step("feature tables (migrate) and the streaming job, in the background"):

@@ -56,9 +56,10 @@ def _stream_and_bucket(settings: LocalSettings) -> tuple[str, str]:
     return stream, bucket
 
 
-def up(settings: LocalSettings, state: StateDirs) -> Report:
+def up(settings: LocalSettings, state: StateDirs, aws_kind: str = "emulator") -> Report:
+    """``aws_kind``: what a free Kinesis+S3 port gets (aws_endpoint.CHOICES)."""
     state.ensure()
-    endpoints = aws_endpoint.ensure(settings, state)
+    endpoints = aws_endpoint.ensure(settings, state, aws_kind)
     pg_status = postgres.Server(state, settings.postgres).start()
     if resources.ensure_stream(aws.kinesis(settings), settings.stream_name, settings.shard_count):
         # A new stream (the emulator keeps streams in memory, so after `down` too): checkpoints
@@ -84,7 +85,7 @@ def down(settings: LocalSettings, state: StateDirs) -> list[str]:
 
     Jobs the demo started go first: without their endpoints they would only fail and restart."""
     stopped = [f"job pid {pid}" for pid in job.stop_all(state)]
-    stopped += [f"emulator pid {pid}" for pid in aws_endpoint.stop(state)]
+    stopped += aws_endpoint.stop(state)
     pg_pid = postgres.Server(state, settings.postgres).stop()
     if pg_pid is not None:
         stopped.append(f"postgres pid {pg_pid}")

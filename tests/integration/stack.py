@@ -53,10 +53,11 @@ def write_config(folder: Path, name: str, *, shards: int = 1, parallelism: int =
     return path
 
 
-def start_services(config: Path) -> local_config.LocalSettings:
-    """Reuse or start the emulator and PostgreSQL; give this test an empty stream, bucket, database."""
+def start_services(config: Path, aws_kind: str = "emulator") -> local_config.LocalSettings:
+    """Reuse or start the Kinesis+S3 endpoint (``aws_kind`` on a free port) and PostgreSQL; give
+    this test an empty stream, bucket, database."""
     settings = local_config.load(config)
-    services.up(settings, DEFAULT_STATE)
+    services.up(settings, DEFAULT_STATE, aws_kind)
     services.reset(settings)
     return settings
 
