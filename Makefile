@@ -8,7 +8,7 @@ LOCALSTACK_STAMP := target/.localstack-installed
 
 .PHONY: setup jar test test-unit validate explain demo demo-stop bench clean
 
-setup: $(STAMP) $(JAR) $(SERVICES_STAMP) $(LOCALSTACK_STAMP)
+setup: $(STAMP) $(JAR) $(SERVICES_STAMP)
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m pip install -q -r requirements.txt
@@ -40,7 +40,7 @@ demo: setup
 demo-stop:
 	$(PYTHON) -m deploy.local stop-job
 
-test: setup
+test: setup $(LOCALSTACK_STAMP)
 	$(PYTHON) -m pytest
 
 test-unit: $(STAMP)
