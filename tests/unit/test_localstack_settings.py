@@ -66,3 +66,15 @@ def test_localstack_runs_on_the_host_under_the_state_folder_and_creates_streams_
     assert root.is_relative_to(tmp_path / "localstack")
     # kinesis-mock is found where LocalStack's package looks: <root>/var/lib/localstack/lib/kinesis-local/<version>
     assert (root / "var/lib/localstack/lib").resolve() == (tmp_path / "localstack" / "lib").resolve()
+
+
+def test_a_start_without_the_install_installs_first(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """`up --aws localstack` on a fresh clone: the one flag is enough."""
+    steps: list[str] = []
+    monkeypatch.setattr(localstack, "is_installed", lambda state: False)
+    monkeypatch.setattr(localstack, "install", lambda state: steps.append("install") or 0.0)
+    monkeypatch.setattr(localstack.process, "spawn", lambda *args, **kwargs: steps.append("spawn") or 4242)
+    monkeypatch.setattr(localstack.process, "is_running", lambda pid: True)
+    monkeypatch.setattr(localstack, "_serves_kinesis_and_s3", lambda url: True)
+    assert localstack.start(StateDirs(tmp_path), "127.0.0.1", 4610) == 4242
+    assert steps == ["install", "spawn"]
