@@ -21,8 +21,9 @@ $(SERVICES_STAMP): deploy/local/install.sh
 
 # Real LocalStack for `up --aws localstack` and tests/integration/test_localstack.py (~100 s once):
 # its own Python 3.13 venv and kinesis-mock (npm) under .local/localstack.
+# Outside CI a machine without Python 3.13 or npm still runs the suite (the LocalStack tests skip, saying why).
 $(LOCALSTACK_STAMP): deploy/local/localstack.py $(STAMP)
-	$(PYTHON) -m deploy.local install --no-pip --localstack
+	$(PYTHON) -m deploy.local install --no-pip --localstack || { [ -z "$$CI" ] && echo "LocalStack was not installed: its tests will be skipped"; }
 	@mkdir -p target && touch $@
 
 # The shaded connector jar (+ the S3 filesystem plugin), rebuilt when the pom or deploy/src changes.
