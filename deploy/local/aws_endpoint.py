@@ -169,12 +169,7 @@ def ensure(settings: LocalSettings, state: StateDirs, start: str = "emulator") -
 def stop(state: StateDirs) -> list[str]:
     """Stop the emulators and LocalStacks ``up`` started (pid files); a reused one is left alone.
     Returns what was stopped, e.g. "emulator pid 12"."""
-    stopped = []
-    for pid_file in sorted(state.run.glob("emulator-*.pid")):
-        pid = process.recorded_pid(pid_file, EMULATOR_MODULE)
-        if pid is not None:
-            process.stop(pid)
-            stopped.append(f"emulator pid {pid}")
-            log.info("stopped emulator pid %d", pid)
-        pid_file.unlink(missing_ok=True)
-    return stopped + [f"LocalStack pid {pid}" for pid in localstack.stop_all(state)]
+    emulators = process.stop_recorded(state.run.glob("emulator-*.pid"), EMULATOR_MODULE)
+    for pid in emulators:
+        log.info("stopped emulator pid %d", pid)
+    return [f"emulator pid {pid}" for pid in emulators] + [f"LocalStack pid {pid}" for pid in localstack.stop_all(state)]

@@ -191,12 +191,7 @@ def _serves_kinesis_and_s3(url: str) -> bool:
 
 def stop_all(state: StateDirs) -> list[int]:
     """Stop every LocalStack ``up`` started (its pid files); one already running elsewhere is not ours."""
-    stopped = []
-    for pid_path in sorted(state.run.glob("localstack-*.pid")):
-        pid = process.recorded_pid(pid_path, RUNTIME_MODULE)
-        if pid is not None:
-            process.stop(pid, timeout=20)
-            stopped.append(pid)
-            log.info("stopped LocalStack pid %d", pid)
-        pid_path.unlink(missing_ok=True)
+    stopped = process.stop_recorded(state.run.glob("localstack-*.pid"), RUNTIME_MODULE, timeout=20)
+    for pid in stopped:
+        log.info("stopped LocalStack pid %d", pid)
     return stopped

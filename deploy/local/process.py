@@ -9,7 +9,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,19 @@ def recorded_pid(pid_file: Path, marker: str) -> int | None:
         return pid
     pid_file.unlink(missing_ok=True)
     return None
+
+
+def stop_recorded(pid_files: Iterable[Path], marker: str, *, timeout: float = 10.0) -> list[int]:
+    """Stop the live processes ``pid_files`` record (still ``marker``'s) and remove the files;
+    returns the pids stopped."""
+    stopped = []
+    for pid_file in sorted(pid_files):
+        pid = recorded_pid(pid_file, marker)
+        if pid is not None:
+            stop(pid, timeout=timeout)
+            stopped.append(pid)
+        pid_file.unlink(missing_ok=True)
+    return stopped
 
 
 def spawn(cmd: Sequence[str], *, pid_file: Path, log_file: Path, cwd: Path | None = None,
