@@ -1,8 +1,10 @@
 """Ship a changed SQL tree to a job that has run before: restore when safe, else replay (jobs/replay.py).
 
-What each sink already holds comes from the progress markers: PostgreSQL feature_progress and the
-committed Parquet markers under <output.path>/_progress/. Parquet files commit on checkpoints, and
-with parallel window operators a checkpoint can commit some of a window's rows before its marker.
+What each sink already holds comes from the progress markers, PostgreSQL feature_progress and the
+committed Parquet markers under <output.path>/_progress/, checked against the rows each sink
+holds: a window counts as written only when its rows are all there. Parquet files commit on
+checkpoints (compacted feature files after their compaction), and with parallel window
+operators a checkpoint can commit some of a window's rows before its marker.
 Each group has one cut (jobs/replay.py): ``trim_parquet`` removes committed rows and markers of
 windows past it, so that the new version writes each of those windows once, whole, with the same
 logic as PostgreSQL.
@@ -19,6 +21,7 @@ import json
 import logging
 import os
 import re
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -88,11 +91,21 @@ def hold_lock(config: Config) -> None:
     atexit.register(lambda: lock.unlink(missing_ok=True) if lock.read_text().strip() == str(os.getpid()) else None)
 
 
+def _whole_until(markers: Iterable[tuple[datetime, int, int]], slide: timedelta) -> datetime | None:
+    """The newest window end up to which every window is whole, from (window_end, row_count, rows
+    present) oldest first: the first window missing rows and all after it are written again."""
+    until = None
+    for end, expected, present in markers:
+        if present < expected:
+            return until or end - slide
+        until = end
+    return until
+
+
 def postgres_until(connection, windows: Mapping[str, replay.Window], recent: int = 500) -> dict[str, datetime]:
     """Per group, the newest window end up to which PostgreSQL holds every window whole (groups
     without a marker are absent). A marker is flushed at once and its window's rows up to
-    rds.flush.interval.ms later, so a stop can leave markers whose rows never arrived: the first
-    such window and all after it are written again by the new version."""
+    rds.flush.interval.ms later, so a stop can leave markers whose rows never arrived."""
     from psycopg import sql  # deploy hosts and local runs have it; the job on Managed Flink never comes here
 
     found = {}
@@ -102,12 +115,7 @@ def postgres_until(connection, windows: Mapping[str, replay.Window], recent: int
                     "AND t.window_start = p.window_start) FROM {p} p WHERE p.feature_group = %s "
                     "ORDER BY p.window_end DESC LIMIT %s").format(t=sql.Identifier(group), p=sql.Identifier(PROGRESS_TABLE)),
             (group, recent)).fetchall()
-        until = None
-        for end, expected, present in reversed(rows):  # oldest first
-            if present < expected:
-                until = until or end - window.slide
-                break
-            until = end
+        until = _whole_until(reversed(rows), window.slide)
         if until is not None:
             found[group] = until
     return found
@@ -122,29 +130,59 @@ def _committed_files(filesystem: pafs.FileSystem, folder: str) -> list[str]:
                   if info.type == pafs.FileType.File and not info.base_name.startswith((".", "_")))
 
 
-def parquet_until(filesystem: pafs.FileSystem, root: str, groups: Iterable[str]) -> dict[str, datetime]:
-    """The newest committed marker per group in the Parquet copy (groups without one are absent)."""
-    found = {}
-    for group in groups:
-        ends = [pc.max(pq.read_table(path, columns=["window_end"], filesystem=filesystem)["window_end"]).as_py()
-                for path in _committed_files(filesystem, f"{root}/_progress/{group}")]
-        ends = [end for end in ends if end is not None]
-        if ends:
-            found[group] = max(ends).replace(tzinfo=None)
-    return found
-
-
 _HOUR_PARTITION = re.compile(r"/dt=(\d{8})/hr=(\d{2})/")
+
+
+def _committed_files_from(filesystem: pafs.FileSystem, folder: str, first_start: datetime) -> list[str]:
+    """Committed files under ``folder`` except those in hour partitions that end by ``first_start``."""
+    def hour_ends_before(path: str) -> bool:
+        partition = _HOUR_PARTITION.search(path)
+        return bool(partition) and (datetime.strptime("".join(partition.groups()), "%Y%m%d%H")
+                                    + timedelta(hours=1) <= first_start)
+
+    return [path for path in _committed_files(filesystem, folder) if not hour_ends_before(path)]
+
+
+def _read_committed(filesystem: pafs.FileSystem, folder: str, columns: list[str],
+                    first_start: datetime = datetime.min) -> list[dict]:
+    """Rows of the committed files under ``folder``, skipping hour partitions that end by ``first_start``."""
+    rows = []
+    for path in _committed_files_from(filesystem, folder, first_start):
+        rows += pq.read_table(path, columns=columns, filesystem=filesystem).to_pylist()
+    for row in rows:
+        for column in ("window_start", "window_end"):
+            if column in row:
+                row[column] = row[column].replace(tzinfo=None)
+    return rows
+
+
+def parquet_until(filesystem: pafs.FileSystem, root: str, windows: Mapping[str, replay.Window],
+                  recent: int = 500) -> dict[str, datetime]:
+    """Per group, the newest window end up to which the Parquet copy holds every window whole
+    (groups without a marker are absent). Markers commit on a checkpoint, but compacted feature
+    files only once their compaction has run after it: a stop in between leaves committed markers
+    whose rows never became visible."""
+    found = {}
+    for group, window in windows.items():
+        markers = sorted(_read_committed(filesystem, f"{root}/_progress/{group}",
+                                         ["window_start", "window_end", "row_count"]),
+                         key=lambda marker: marker["window_end"])[-recent:]
+        if not markers:
+            continue
+        rows = _read_committed(filesystem, f"{root}/{group}", ["window_start", "window_end"], markers[0]["window_start"])
+        present = Counter((row["window_start"], row["window_end"]) for row in rows)
+        until = _whole_until(((m["window_end"], m["row_count"], present[(m["window_start"], m["window_end"])])
+                              for m in markers), window.slide)
+        if until is not None:
+            found[group] = until
+    return found
 
 
 def trim_parquet(filesystem: pafs.FileSystem, folder: str, until: datetime, first_start: datetime) -> int:
     """Drop committed rows under ``folder`` whose window ends after ``until``; returns rows removed.
     Such windows start at or after ``first_start``: earlier hour partitions are left unread."""
     removed = 0
-    for path in _committed_files(filesystem, folder):
-        partition = _HOUR_PARTITION.search(path)
-        if partition and datetime.strptime("".join(partition.groups()), "%Y%m%d%H") + timedelta(hours=1) <= first_start:
-            continue
+    for path in _committed_files_from(filesystem, folder, first_start):
         with filesystem.open_input_file(path) as source:
             table = pq.ParquetFile(source).read()  # the file alone: no partition columns added
         keep = pc.less_equal(pc.cast(table["window_end"], "timestamp[ms]"), pa.scalar(until, type=pa.timestamp("ms")))
@@ -192,7 +230,7 @@ def prepare(config: Config, sql_dir: Path, old_groups: Iterable[str], new: Finge
                                  f"{connection['port']}/{connection['dbname']} (property group 'rds'), which the "
                                  f"upgrade needs: {str(error).strip()}") from None
     filesystem, root = filesystem_and_path(config.get("output", "path"), config, None)
-    in_parquet = parquet_until(filesystem, root, groups)
+    in_parquet = parquet_until(filesystem, root, {group: windows[group] for group in groups})
     existing = {group: {"postgres": in_postgres.get(group), "parquet": in_parquet.get(group)} for group in groups}
     skew = timedelta(seconds=config.get_int("events", "future.skew.seconds"))
     cut = replay.plan(new.digest, windows, existing, datetime.now(timezone.utc).replace(tzinfo=None), skew)
