@@ -121,6 +121,8 @@ KEYS: tuple[Key, ...] = (
     Key("events", "idle.timeout.seconds", "60", _positive_int, "a silent shard stops holding the watermark back after this"),
     Key("events", "future.skew.seconds", "300", _non_negative_int, "events dated further than this after their arrival are quarantined"),
     Key("events", "dedup.ttl.hours", "24", _positive_int, "a txid is remembered this long; a later re-send counts again"),
+    Key("features", "fresh.interval.seconds", "5", _non_negative_int,
+        "fresh slices (jobs/fresh_slices.py) are written this often while open; 0 turns them off"),
     Key("rds", "jdbc.url", None, _jdbc_postgres_url, "PostgreSQL JDBC URL"),
     Key("rds", "username", None, _non_empty, "PostgreSQL user"),
     Key("rds", "password", "", _any, "local only; in the cloud use password.secret.arn"),
@@ -142,11 +144,11 @@ KNOWN_GROUPS = frozenset(key.group for key in KEYS)
 
 # The groups each command needs; keys of other groups are still checked when present.
 REQUIRED_GROUPS: Mapping[str, tuple[str, ...]] = {
-    "run": ("job", "source", "events", "rds", "output"),
-    "validate": ("job", "source", "events", "rds", "output"),
-    "explain": ("job", "source", "events", "rds", "output"),
-    "migrate": ("job", "source", "events", "rds", "output"),
-    "fingerprint": ("job", "source", "events", "rds", "output"),
+    "run": ("job", "source", "events", "features", "rds", "output"),
+    "validate": ("job", "source", "events", "features", "rds", "output"),
+    "explain": ("job", "source", "events", "features", "rds", "output"),
+    "migrate": ("job", "source", "events", "features", "rds", "output"),
+    "fingerprint": ("job", "source", "events", "features", "rds", "output"),
     "backfill": ("job", "events"),
     "serve": ("rds",),     # jobs.serving: online reads and pruning
     "train": ("output",),  # jobs.training: point-in-time training sets from the Parquet copy

@@ -142,7 +142,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
     password = secrets.sink_password(config)
     if _managed(args):  # Managed Flink restores its snapshot (or not) itself; deploy set the cut-over
         built = _streaming_pipeline(args, config, password)
-        _check_tables(args, config, built.features)
+        _check_tables(args, config, built.features + built.fresh)
         kinesis_shards.check_stream(config)  # each open shard needs a source subtask of its own
         return _execute(args, built)
     if not args.dry_run:
@@ -182,7 +182,7 @@ def _local_start(args: argparse.Namespace, config: Config, password: str) -> _St
     built = _streaming_pipeline(args, config.with_cut(cut), password)
     # The start checks come before anything an upgrade changes (it trims Parquet).
     if not args.dry_run:
-        _check_tables(args, config, built.features)
+        _check_tables(args, config, built.features + built.fresh)
     kinesis_shards.check_stream(config)  # each open shard needs a source subtask of its own
     new = built.fingerprint()
     latest = environment.latest_checkpoint(config)
@@ -246,7 +246,8 @@ def _check_tables(args: argparse.Namespace, config: Config, schemas: list[Featur
 
 def migrate(args: argparse.Namespace, config: Config) -> int:
     t_env = environment.create(config, managed=False, streaming_source=True)
-    schemas = pipeline.register_features(t_env, load_catalog(args.sql_dir, "kinesis", config))
+    catalog = load_catalog(args.sql_dir, "kinesis", config)
+    schemas = pipeline.register_features(t_env, catalog) + pipeline.register_fresh(t_env, catalog, config)
     with rds.jdbc_connection(config, secrets.jdbc_password(config)) as connection:
         changes = rds.migrate(connection, schemas, args.dry_run)
     for change in changes:

@@ -27,12 +27,12 @@ from jobs.config import Config
 from jobs.sql_catalog import (Feature, SqlFileError, Statement, load_features, parenthesized, strip_comments,
                               top_level_code)
 
-_WINDOW_CALL = re.compile(r"\b(TUMBLE|HOP|CUMULATE|SESSION)\s*\(", re.IGNORECASE)
+WINDOW_CALL = re.compile(r"\b(TUMBLE|HOP|CUMULATE|SESSION)\s*\(", re.IGNORECASE)
 _INTERVAL = re.compile(r"(?is)^INTERVAL\s+'(\d+)'\s+(SECOND|MINUTE|HOUR|DAY)S?$")
 _UNITS = {"SECOND": 1, "MINUTE": 60, "HOUR": 3600, "DAY": 86400}
 _NUMBER = re.compile(r"^[+-]?\d+(\.\d*)?([eE][+-]?\d+)?$")
-_GROUP_BY = re.compile(r"(?i)\bGROUP\s+BY\b")
-_AFTER_GROUP_BY = re.compile(r"(?i)\b(HAVING|WINDOW|QUALIFY|ORDER\s+BY|LIMIT|OFFSET|FETCH|UNION|INTERSECT|EXCEPT|MINUS)\b")
+GROUP_BY = re.compile(r"(?i)\bGROUP\s+BY\b")
+AFTER_GROUP_BY = re.compile(r"(?i)\b(HAVING|WINDOW|QUALIFY|ORDER\s+BY|LIMIT|OFFSET|FETCH|UNION|INTERSECT|EXCEPT|MINUS)\b")
 _TOKEN = re.compile(r"'(?:[^']|'')*'|`(?:[^`]|``)*`|\d+(?:\.\d*)?(?:[eE][+-]?\d+)?|[A-Za-z_]\w*|\S")
 BASE_KEY = ("user_id", "window_end", "window_start")
 
@@ -68,7 +68,7 @@ def spec_of(feature: Feature) -> FeatureSpec:
     window, slide, size = _window_of(statement.text, statement.path, statement.first_line)
     key = key_of(statement)
     neutral = {}
-    for alias, expression in _select_items(statement.text, statement.path, statement.first_line):
+    for alias, expression in select_items(statement.text, statement.path, statement.first_line):
         if alias not in key:
             neutral[alias] = _neutral_value(expression, statement.path)
     return FeatureSpec(feature.name, statement.where(), window, slide, size, key, neutral)
@@ -79,17 +79,17 @@ def key_of(statement: Statement) -> tuple[str, ...]:
     path, line = statement.path, statement.first_line
     code = strip_comments(statement.text)
     top = top_level_code(code, path)
-    group_by = _GROUP_BY.search(top)
+    group_by = GROUP_BY.search(top)
     if not group_by:
         raise SqlFileError(path, line, "the feature's outermost SELECT needs a GROUP BY user_id, window_start, "
                                        "window_end[, ...]: it gives the key its rows are stored under")
-    end = _AFTER_GROUP_BY.search(top, group_by.end())
-    grouped = _split_top_level(code[group_by.end():end.start() if end else len(code)], path)
-    items = _select_items(statement.text, path, line)
-    outputs = {_normalized(expression): alias for alias, expression in items}
+    end = AFTER_GROUP_BY.search(top, group_by.end())
+    grouped = split_top_level(code[group_by.end():end.start() if end else len(code)], path)
+    items = select_items(statement.text, path, line)
+    outputs = {normalized(expression): alias for alias, expression in items}
     keyed = set()
     for expression in grouped:
-        alias = outputs.get(_normalized(expression))
+        alias = outputs.get(normalized(expression))
         if alias is None:
             raise SqlFileError(path, line, f"the feature groups by {expression}, which its SELECT does not output: "
                                            "output it (it joins the key) or remove it from the GROUP BY")
@@ -97,7 +97,7 @@ def key_of(statement: Statement) -> tuple[str, ...]:
     return BASE_KEY + tuple(alias for alias, _ in items if alias in keyed and alias not in BASE_KEY)
 
 
-def _normalized(expression: str) -> tuple[str, ...]:
+def normalized(expression: str) -> tuple[str, ...]:
     """An expression's tokens as the planner compares them: spacing, letter case, backticks and
     table qualifiers (``e.``) do not matter; string literals do."""
     tokens = [t if t.startswith("'") else t.strip("`").lower() for t in _TOKEN.findall(expression)]
@@ -111,7 +111,7 @@ def _normalized(expression: str) -> tuple[str, ...]:
     return tuple(kept)
 
 
-def _split_top_level(text: str, path: Path, separator: str = ",") -> list[str]:
+def split_top_level(text: str, path: Path, separator: str = ",") -> list[str]:
     top = top_level_code(text, path)
     parts, start = [], 0
     for i, char in enumerate(top):
@@ -122,7 +122,7 @@ def _split_top_level(text: str, path: Path, separator: str = ",") -> list[str]:
     return [part.strip() for part in parts]
 
 
-def _arguments(text: str, open_paren: int, path: Path) -> str:
+def call_arguments(text: str, open_paren: int, path: Path) -> str:
     """The text between the parenthesis at ``open_paren`` and its partner."""
     start, end = parenthesized(text, path, open_paren)
     return text[start + 1:end]
@@ -130,13 +130,13 @@ def _arguments(text: str, open_paren: int, path: Path) -> str:
 
 def _window_of(text: str, path: Path, first_line: int) -> tuple[str, timedelta, timedelta]:
     code = strip_comments(text)
-    calls = list(_WINDOW_CALL.finditer(code))
+    calls = list(WINDOW_CALL.finditer(code))
     if len(calls) != 1:
         raise SqlFileError(path, first_line, f"feature reads need exactly one TUMBLE or HOP window in the file, found {len(calls)}")
     kind = calls[0].group(1).upper()
     if kind not in ("TUMBLE", "HOP"):
         raise SqlFileError(path, first_line, f"{kind} windows are not supported by the feature reads (use TUMBLE or HOP)")
-    arguments = _split_top_level(_arguments(code, calls[0].end() - 1, path), path)
+    arguments = split_top_level(call_arguments(code, calls[0].end() - 1, path), path)
     named = {}
     positional = []
     for argument in arguments:
@@ -161,7 +161,7 @@ def _interval(text: str, path: Path, first_line: int) -> timedelta:
     return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2).upper()])
 
 
-def _select_items(text: str, path: Path, first_line: int) -> list[tuple[str, str]]:
+def select_items(text: str, path: Path, first_line: int) -> list[tuple[str, str]]:
     """(output name, expression) of the outermost SELECT list."""
     code = strip_comments(text)
     top = top_level_code(code, path)
@@ -170,7 +170,7 @@ def _select_items(text: str, path: Path, first_line: int) -> list[tuple[str, str
     if not select or not from_:
         raise SqlFileError(path, first_line, "cannot find the feature's outermost SELECT ... FROM")
     items = []
-    for item in _split_top_level(code[select.end():select.end() + from_.start()], path):
+    for item in split_top_level(code[select.end():select.end() + from_.start()], path):
         match = (re.match(r"(?is)^(.*?)\s+AS\s+`?(\w+)`?$", item)
                  or re.match(r"(?is)^(.*[\w)'`])\s+`?(?!END\b)(\w+)`?$", item))  # alias without AS
         if match:
@@ -189,16 +189,16 @@ def _neutral_value(expression: str, path: Path) -> object:
     head = shape[0]
     if head in ("COUNT", "SUM"):
         return 0
-    arguments = _split_top_level(_arguments(expression, call.end() - 1, path), path)
+    arguments = split_top_level(call_arguments(expression, call.end() - 1, path), path)
     if head == "COALESCE":
-        return _literal(arguments[-1])
+        return literal(arguments[-1])
     if head == "CAST":
         inner = re.match(r"(?is)^(.*)\s+AS\s+[\w(), ]+$", arguments[0])
         return _neutral_value(inner.group(1), path) if inner else None
     return None
 
 
-def _literal(text: str) -> object:
+def literal(text: str) -> object:
     if _NUMBER.match(text):
         return float(text) if any(c in text for c in ".eE") else int(text)
     if len(text) >= 2 and text[0] == text[-1] == "'":

@@ -14,7 +14,7 @@ from typing import Callable
 from pyflink.table import StatementSet, Table, TableEnvironment
 from pyflink.table.expressions import call_sql
 
-from jobs import plan_fingerprint, replay, sinks
+from jobs import fresh_slices, plan_fingerprint, replay, sinks
 from jobs.config import Config
 from jobs.feature_specs import key_of
 from jobs.sql_catalog import Catalog, Feature, SqlFileError, Statement
@@ -33,6 +33,7 @@ class Pipeline:
     catalog: Catalog
     config: Config
     features: list[sinks.FeatureSchema] = field(default_factory=list)
+    fresh: list[sinks.FeatureSchema] = field(default_factory=list)  # the groups' fresh slice tables
     sink_tables: list[str] = field(default_factory=list)
 
     def fingerprint(self) -> plan_fingerprint.Fingerprint:
@@ -59,15 +60,14 @@ def _run(statement: Statement, action: Callable[[str], object]) -> object:
         raise SqlFileError(statement.path, statement.first_line + line - 1, message) from None
 
 
-def _schema_of(table: Table, feature: Feature) -> sinks.FeatureSchema:
-    """The resolved output schema of a feature's SELECT, as the planner prints its types, and its
-    key (from the SQL text, as the reads see it)."""
+def _schema_of(table: Table, name: str, feature: Feature, key: tuple[str, ...]) -> sinks.FeatureSchema:
+    """The resolved output schema of a query, as the planner prints its types, with ``key``."""
     resolved = table._j_table.getResolvedSchema()  # the Python TableSchema loses type details
     columns = [
         _column_from_printed(column.getName(), column.getDataType().toString())
         for column in resolved.getColumns()
     ]
-    return sinks.check_schema(feature.name, feature.query.where(), columns, key_of(feature.query))
+    return sinks.check_schema(name, feature.query.where(), columns, key)
 
 
 def _column_from_printed(name: str, printed: str) -> sinks.Column:
@@ -106,11 +106,29 @@ def register_features(t_env: TableEnvironment, catalog: Catalog,
     schemas = []
     for feature in catalog.features:
         table = _run(feature.query, t_env.sql_query)
-        schemas.append(_schema_of(table, feature))
+        schemas.append(_schema_of(table, feature.name, feature, key_of(feature.query)))  # key: as the reads see it
         if only_windows:
             table = table.where(call_sql(only_windows))
         t_env.create_temporary_view(feature.name, table)
     return schemas
+
+
+def register_fresh(t_env: TableEnvironment, catalog: Catalog, config: Config) -> list[sinks.FeatureSchema]:
+    """Register the fresh slice views (jobs/fresh_slices.py) of every group that can have them, after
+    register_features; return their tables' schemas. None when features.fresh.interval.seconds is 0."""
+    interval = fresh_slices.interval_seconds(config)
+    tables = []
+    for feature in catalog.features if interval else []:
+        try:
+            fresh = fresh_slices.plan(feature)
+        except fresh_slices.FreshReadsUnsupported as reason:
+            log.info("%s", reason)
+            continue
+        for name, query in fresh_slices.queries(fresh, interval):
+            at_feature = Statement(feature.query.path, feature.query.first_line, query)
+            t_env.create_temporary_view(name, _run(at_feature, t_env.sql_query))
+        tables.append(_schema_of(t_env.from_path(fresh.table), fresh.table, feature, fresh_slices.KEY))
+    return tables
 
 
 def build(t_env: TableEnvironment, catalog: Catalog, config: Config, *, output_root: str,
@@ -123,7 +141,10 @@ def build(t_env: TableEnvironment, catalog: Catalog, config: Config, *, output_r
     """
     pipeline = Pipeline(t_env.create_statement_set(), t_env, catalog, config)
     cut = config.cut() if streaming_commit else replay.Cut("", None)
-    for feature, schema in zip(catalog.features, register_features(t_env, catalog, only_windows)):
+    schemas = register_features(t_env, catalog, only_windows)
+    fresh_tables = {table.name.removesuffix(fresh_slices.TABLE_SUFFIX): table
+                    for table in (register_fresh(t_env, catalog, config) if streaming_commit else [])}
+    for feature, schema in zip(catalog.features, schemas):
         pipeline.features.append(schema)
         commit_delay = config.get_int("output", "partition.commit.delay.minutes") if streaming_commit else None
 
@@ -139,6 +160,12 @@ def build(t_env: TableEnvironment, catalog: Catalog, config: Config, *, output_r
         if jdbc_password is not None:
             derived += [sinks.jdbc_sink(schema, config, jdbc_password, after),
                         sinks.jdbc_progress_sink(schema, config, jdbc_password, after)]
+        fresh = fresh_tables.get(feature.name)
+        if fresh is not None:
+            pipeline.fresh.append(fresh)
+            derived.append(sinks.parquet_sink(fresh, output_root, None, after))
+            if jdbc_password is not None:
+                derived.append(sinks.jdbc_sink(fresh, config, jdbc_password, after, fresh_slices.FLUSH_INTERVAL_MS))
         for ddl, insert in derived:
             _run(at_feature(ddl), t_env.execute_sql)
             _run(at_feature(insert), pipeline.statement_set.add_insert_sql)

@@ -22,8 +22,9 @@ from pyflink.table import StatementSet, TableEnvironment
 from jobs.sql_catalog import Feature
 
 # Operators whose state a restore must map: the source (shard positions), the dedup (txids), the
-# window aggregates (open windows, their watermark) and the filesystem sinks (pending files).
-_STATEFUL = re.compile(r"^(Source: |Deduplicate|WindowAggregate|StreamingFileWriter|streaming-writer|"
+# window aggregates (open windows, their watermark), the fresh slices' totals (OverAggregate) and the
+# filesystem sinks (pending files).
+_STATEFUL = re.compile(r"^(Source: |Deduplicate|WindowAggregate|OverAggregate|StreamingFileWriter|streaming-writer|"
                        r"compact-coordinator|compact-operator|PartitionCommitter)")
 _NODE_NUMBER = re.compile(r"\[\d+\]:?")  # the planner's node numbers shift with unrelated edits
 

@@ -6,6 +6,7 @@
         result["users"]["u-42"]["user_activity_5m"]["event_count"]
 
     python -m jobs.serving get --config FILE --user u-42 [--user u-7] [--as-of 2026-01-01T12:00:00Z]
+    python -m jobs.serving get --config FILE --user u-42 --fresh     # the window ending now
     python -m jobs.serving prune --config FILE [--days 7] [--dry-run]
 
 For each feature group the window is chosen by jobs/point_in_time.py (the same rule the offline
@@ -13,6 +14,10 @@ training sets use): a user with no row in that window had no events in it and ge
 neutral values (0 for counts and sums, NULL for max/avg), never an older window's stale values.
 One query per group fetches all users; connections come from a pool; windows already found
 complete are remembered, so a steady-state read is 2-3 short indexed queries per group.
+
+``fresh=True`` answers instead for the window ending now, from the group's fresh slices: the
+open slice counted up to a few seconds ago plus the complete ones before it (jobs/fresh_reads.py,
+the rule training_set(fresh=True) shares).
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from typing import Any, Iterable, Iterator, Optional, Sequence
 from psycopg import Connection, errors, sql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from jobs import rds, secrets
+from jobs import fresh_reads, fresh_slices, rds, secrets
 from jobs.config import PROJECT_ROOT, Config, ConfigError, load
 from jobs.feature_specs import FeatureSpec, load_specs
 from jobs.point_in_time import Choice, Marker, choose_window, utc_naive
@@ -63,6 +68,7 @@ class OnlineStore:
 
     def __init__(self, config: Config, sql_dir: Path = DEFAULT_SQL_DIR) -> None:
         self.specs = load_specs(sql_dir, config)
+        self.fresh_plans = fresh_slices.load_plans(sql_dir, config)
         password = secrets.Password(config)
         kwargs = rds.connection_kwargs(config, password.current())  # a secret that cannot be read stops here
         del kwargs["password"]  # asked for on each connect instead (_FreshPasswordConnection)
@@ -88,23 +94,32 @@ class OnlineStore:
         self._pool.close()
 
     def get_features(self, user_ids: Iterable[str], as_of: Optional[datetime] = None,
-                     groups: Optional[Sequence[str]] = None, *, as_complete: bool = False) -> dict[str, Any]:
+                     groups: Optional[Sequence[str]] = None, *, as_complete: bool = False,
+                     fresh: bool = False) -> dict[str, Any]:
         """Feature values of ``user_ids`` as of ``as_of`` (default: now), for every group or ``groups``.
 
         Windows count from when they were served (jobs/point_in_time.py); ``as_complete`` uses every
-        window whose marker exists now, as if each had been served at its end.
+        window whose marker exists now, as if each had been served at its end. ``fresh``: the
+        window ending now instead, from the fresh slices (jobs/fresh_reads.py); it answers as of
+        now only (PostgreSQL keeps each slice's last two versions; earlier moments are the
+        training sets' job) and refuses groups whose aggregates slices cannot combine.
 
         Returns {"as_of", "groups": {group: {window_start, window_end, emitted_until,
         staleness_seconds}}, "users": {user_id: {group: {column: value}}}}. A group whose window is
         unknown (nothing emitted yet, or ``as_of`` older than the kept history) has window None and
         every value None.
         """
+        if fresh and (as_of is not None or as_complete):
+            raise FeatureReadError("fresh reads answer as of now: use training_set(fresh=True) for other moments")
         users = list(dict.fromkeys(user_ids))
         moment = utc_naive(as_of or datetime.now(timezone.utc))
         result: dict[str, Any] = {"as_of": moment, "groups": {}, "users": {user: {} for user in users}}
         with self._connection() as connection, connection.cursor() as cursor:
             for name in groups or self.specs:
                 spec = self._spec(name)
+                if fresh:
+                    self._fresh_group(cursor, self._fresh_plan(name), moment, users, result)
+                    continue
                 columns = self._value_columns(cursor, spec)
                 choice, latest = self._choose(cursor, spec, moment, as_complete)
                 result["groups"][name] = {
@@ -123,11 +138,12 @@ class OnlineStore:
         return result
 
     def prune(self, retention: timedelta, now: Optional[datetime] = None, dry_run: bool = False) -> dict[str, int]:
-        """Delete window rows (and markers) that ended more than ``retention`` ago, per table."""
+        """Delete window rows (and markers, and fresh slices) that ended more than ``retention`` ago, per table."""
         cutoff = utc_naive(now or datetime.now(timezone.utc)) - retention
         deleted = {}
+        fresh_tables = [plan.table for plan in self.fresh_plans.values() if isinstance(plan, fresh_slices.FreshSpec)]
         with self._connection() as connection, connection.cursor() as cursor:
-            for table in [*self.specs, PROGRESS_TABLE]:
+            for table in [*self.specs, *fresh_tables, PROGRESS_TABLE]:
                 cursor.execute("SELECT to_regclass(%s) IS NOT NULL", (table,))
                 if cursor.fetchone()[0]:
                     deleted[table] = _delete_before(cursor, table, cutoff, dry_run)
@@ -151,6 +167,40 @@ class OnlineStore:
             return self.specs[name]
         except KeyError:
             raise FeatureReadError(f"no feature group '{name}' (known: {', '.join(self.specs)})") from None
+
+    def _fresh_plan(self, name: str) -> fresh_slices.FreshSpec:
+        plan = self.fresh_plans[name]
+        if isinstance(plan, fresh_slices.FreshReadsUnsupported):
+            raise FeatureReadError(str(plan))
+        return plan
+
+    def _fresh_group(self, cursor, plan: fresh_slices.FreshSpec, moment: datetime, users: list[str],
+                     result: dict[str, Any]) -> None:
+        """One group's fresh values (jobs/fresh_reads.py): both kept versions of the span's slices."""
+        served = self._served_markers(cursor, plan.name, moment)
+        start = fresh_reads.span_start(moment, plan)
+        result["groups"][plan.name] = {"fresh": True, "window_start": start if served else None,
+                                       "window_end": moment if served else None}
+        versions = fresh_reads.SliceVersions()
+        if served:
+            stored = [column for stored_columns in (c.stored for c in plan.columns) for column in stored_columns]
+            query = sql.SQL("SELECT user_id, window_start, served_from, version, {} FROM {} "
+                            "WHERE user_id = ANY(%s) AND window_start >= %s AND window_start <= %s").format(
+                sql.SQL(", ").join(map(sql.Identifier, stored)), sql.Identifier(plan.table))
+            cursor.execute(query, (users, start, moment))
+            for user, window_start, served_from, version, *values in cursor.fetchall():
+                versions.add(user, window_start, served_from, version, dict(zip(stored, values)))
+            versions.sort()
+        for user in users:
+            result["users"][user][plan.name] = (versions.value(plan, user, moment) if served
+                                                else {column.name: None for column in plan.columns})
+
+    @staticmethod
+    def _served_markers(cursor, group: str, moment: datetime) -> bool:
+        """Whether any window of ``group`` was served by ``moment`` (the job has run)."""
+        cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {PROGRESS_TABLE} WHERE feature_group = %s "
+                       "AND (served_from IS NULL OR served_from <= %s))", (group, moment))
+        return cursor.fetchone()[0]
 
     def _value_columns(self, cursor, spec: FeatureSpec) -> list[str]:
         """The table's value columns, in table order; refuses tables keyed by more than the user."""
@@ -246,6 +296,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     get.add_argument("--group", action="append", help="only this feature group (repeatable)")
     get.add_argument("--as-complete", action="store_true",
                      help="use every window written by now, not only those served by --as-of")
+    get.add_argument("--fresh", action="store_true",
+                     help="the window ending now, from the fresh slices (includes the last seconds' events)")
     prune = commands.add_parser("prune", help="delete window rows older than the retention")
     prune.add_argument("--days", type=int, help="retention in days (default: rds.retention.days)")
     prune.add_argument("--dry-run", action="store_true", help="count what would be deleted")
@@ -258,7 +310,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         config = load(args.config, "serve")
         with OnlineStore(config, args.sql_dir) as store:
             if args.command == "get":
-                features = store.get_features(args.user, args.as_of, args.group, as_complete=args.as_complete)
+                features = store.get_features(args.user, args.as_of, args.group, as_complete=args.as_complete,
+                                              fresh=args.fresh)
                 print(json.dumps(features, indent=2, default=_json_default))
             else:
                 days = args.days or config.get_int("rds", "retention.days")

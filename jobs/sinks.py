@@ -178,13 +178,16 @@ def _jdbc_options(config: Config, password: str, table_name: str) -> dict[str, s
     return options
 
 
-def jdbc_sink(schema: FeatureSchema, config: Config, password: str, after: datetime = EPOCH) -> tuple[str, str]:
-    """DDL and INSERT of the PostgreSQL upsert sink (table name = feature name)."""
+def jdbc_sink(schema: FeatureSchema, config: Config, password: str, after: datetime = EPOCH,
+              flush_interval_ms: int | None = None) -> tuple[str, str]:
+    """DDL and INSERT of the PostgreSQL upsert sink (table name = feature name); it flushes every
+    ``flush_interval_ms`` (default rds.flush.interval.ms)."""
     table = f"{schema.name}__rds"
+    flush_ms = config.get_int("rds", "flush.interval.ms") if flush_interval_ms is None else flush_interval_ms
     options = {
         **_jdbc_options(config, password, schema.name),
         "sink.buffer-flush.max-rows": config.get("rds", "batch.size"),
-        "sink.buffer-flush.interval": f"{config.get('rds', 'flush.interval.ms')} ms",
+        "sink.buffer-flush.interval": f"{flush_ms} ms",
     }
     key = ", ".join(f"`{c}`" for c in schema.key)
     ddl = (

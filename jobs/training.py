@@ -11,7 +11,9 @@ window used). The value is what jobs.serving's get_features would have answered 
 the label's timestamp, by the same rule (jobs/point_in_time.py): the window ending at
 min(timestamp rounded down to the slide, the newest window served by then), its row, else the
 group's neutral values — so training and serving see the same numbers. ``as_complete=True``
-counts every window in the dataset as served at its end (backfilled history).
+counts every window in the dataset as served at its end (backfilled history). ``fresh=True``
+gives instead what get_features(fresh=True) answered at each label's time, from the fresh slices'
+changelog (<group>__fresh/, jobs/fresh_reads.py), with ``<group>.window_start`` (the span's start).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
 from jobs.config import PROJECT_ROOT, Config, is_aws_endpoint, load
+from jobs import fresh_reads, fresh_slices
 from jobs.feature_specs import FeatureSpec, load_specs
 from jobs.point_in_time import EPOCH, Choice, Marker, choose_window, utc_naive
 
@@ -64,6 +67,7 @@ class OfflineStore:
                  filesystem: Optional[pafs.FileSystem] = None) -> None:
         """``root``: the job's output.path (s3://BUCKET/PREFIX) or a local folder (backfill --output-dir)."""
         self.specs = load_specs(sql_dir, config or _placeholder_free_config())
+        self.fresh_plans = fresh_slices.load_plans(sql_dir, config or _placeholder_free_config())
         self._filesystem, self._root = filesystem_and_path(root, config, filesystem)
 
     @classmethod
@@ -72,7 +76,8 @@ class OfflineStore:
         return cls(config.get("output", "path"), config, sql_dir)
 
     def training_set(self, labels: Any, features: Optional[Sequence[str]] = None, *,
-                     user_column: str = "user_id", time_column: str = "timestamp", as_complete: bool = False) -> Any:
+                     user_column: str = "user_id", time_column: str = "timestamp", as_complete: bool = False,
+                     fresh: bool = False) -> Any:
         """``labels`` plus the feature columns, point-in-time correct (see the module docstring)."""
         table = _as_table(labels)
         for column in (user_column, time_column):
@@ -83,6 +88,9 @@ class OfflineStore:
         moments = [None if ms is None else EPOCH + timedelta(milliseconds=ms) for ms in millis]
         for name, columns in self._requested(features).items():
             spec = self.specs[name]
+            if fresh:
+                table = self._append_fresh(table, self._fresh_plan(name), columns, users, moments)
+                continue
             group = self._load(spec, moments)
             # The choice depends only on the time rounded down to the slide and the newest window
             # served by then: decide once per such pair.
@@ -101,6 +109,44 @@ class OfflineStore:
                 values = [None if choice is None else row[column] if row else neutral for choice, row in zip(chosen, rows)]
                 table = table.append_column(f"{name}.{column}", pa.array(values))
         return _to_pandas(table) if _is_pandas(labels) else table
+
+    def _fresh_plan(self, name: str) -> fresh_slices.FreshSpec:
+        plan = self.fresh_plans[name]
+        if isinstance(plan, fresh_slices.FreshReadsUnsupported):
+            raise TrainingSetError(str(plan))
+        return plan
+
+    def _append_fresh(self, table: pa.Table, plan: fresh_slices.FreshSpec, columns: list[str], users: list,
+                      moments: list[Optional[datetime]]) -> pa.Table:
+        """The fresh values at each label's time (jobs/fresh_reads.py), as get_features(fresh=True) gave them."""
+        group = self._load(self.specs[plan.name], [])  # markers only: was any window served by then?
+        versions = self._fresh_versions(plan, moments)
+        known = [moment is not None and group.latest_served(moment, False) is not None for moment in moments]
+        values = [versions.value(plan, user, moment) if ok else None for user, moment, ok in zip(users, moments, known)]
+        starts = [fresh_reads.span_start(moment, plan) if ok else None for moment, ok in zip(moments, known)]
+        table = table.append_column(f"{plan.name}.window_start", pa.array(starts, pa.timestamp("ms")))
+        for column in columns:
+            table = table.append_column(f"{plan.name}.{column}", pa.array([v[column] if v else None for v in values]))
+        return table
+
+    def _fresh_versions(self, plan: fresh_slices.FreshSpec, moments: list[Optional[datetime]]) -> fresh_reads.SliceVersions:
+        """The changelog's versions of the slices the labels' spans cover (days of window_start)."""
+        versions = fresh_reads.SliceVersions()
+        present = [moment for moment in moments if moment is not None]
+        dataset = self._dataset(plan.table)
+        if dataset is None or not present:
+            return versions
+        first_day = fresh_reads.span_start(min(present), plan).date()
+        last_day = max(present).date()
+        days = [(first_day + timedelta(days=n)).strftime("%Y%m%d") for n in range((last_day - first_day).days + 1)]
+        stored = [name for column in plan.columns for name in column.stored]
+        rows = dataset.to_table(columns=["user_id", "window_start", "served_from", "version", *stored],
+                                filter=pc.field("dt").isin(days))
+        for row in rows.to_pylist():
+            versions.add(row["user_id"], utc_naive(row["window_start"]), utc_naive(row["served_from"]), row["version"],
+                         {name: row[name] for name in stored})
+        versions.sort()
+        return versions
 
     def _requested(self, features: Optional[Sequence[str]]) -> dict[str, list[str]]:
         """{group: [columns]} from names like "user_activity_5m" or "user_activity_5m.event_count"."""

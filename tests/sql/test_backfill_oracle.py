@@ -54,8 +54,9 @@ def _time_text(moment: datetime, rng: random.Random) -> object:
 
 
 def generate(seed: int, events: int, users: int, duplicate_share: float, late: int = 0,
-             start: datetime = START, delayed_duplicate_share: float = 0.0) -> list[str]:
-    """Events over ~70 minutes, out of order within 20 s (< the 30 s bound), with identical
+             start: datetime = START, delayed_duplicate_share: float = 0.0,
+             span: timedelta = timedelta(minutes=70)) -> list[str]:
+    """Events over ``span``, out of order within 20 s (< the 30 s bound), with identical
     re-sends a little later, malformed lines spread through, and optionally some late arrivals.
 
     ``delayed_duplicate_share``: that share of events is re-sent once more, 2-15 minutes later in
@@ -65,10 +66,9 @@ def generate(seed: int, events: int, users: int, duplicate_share: float, late: i
     txid dedup stops them. 0 (the default) leaves the output exactly as before.
     """
     rng = random.Random(seed)
-    span = 70 * 60
     records = []
     for n in range(events):
-        moment = start + timedelta(seconds=rng.uniform(0, span))
+        moment = start + timedelta(seconds=rng.uniform(0, span.total_seconds()))
         moment = moment.replace(microsecond=moment.microsecond - moment.microsecond % 1000 + rng.randrange(1000))
         record = {"txid": f"t-{n}", "user_id": f"u-{rng.randrange(users)}", "event_type": rng.choice("AABCD"),
                   "event_time": _time_text(moment, rng)}
