@@ -23,7 +23,7 @@ def copy_sql(tmp_path: Path) -> Path:
 
 def test_validate_accepts_the_shipped_sql(capsys):
     assert feature_job.main(["validate", "--config", str(CONFIG)]) == 0
-    assert "OK: 2 feature group(s) (user_activity_1h, user_activity_5m), 10 derived sink(s)" in capsys.readouterr().out
+    assert "OK: 2 feature group(s) (user_activity_1h, user_activity_5m), 12 derived sink(s)" in capsys.readouterr().out
 
 
 def test_explain_shares_one_source_scan_and_one_dedup(capsys):
@@ -32,9 +32,10 @@ def test_explain_shares_one_source_scan_and_one_dedup(capsys):
     assert len(re.findall(r"TableSourceScan\(", plan)) == 1
     assert len(re.findall(r"Deduplicate\(keep=\[FirstRow\], key=\[txid\]", plan)) == 1
     assert len(re.findall(r"WatermarkAssigner\(", plan)) == 1  # each record is parsed once for all sinks
-    # 2 features x (Parquet, PostgreSQL, counter, progress to Parquet and PostgreSQL) + quarantine,
-    # late, raw archive + 5 counters
-    assert len(re.findall(r"^Sink\(", plan, flags=re.MULTILINE)) == 18
+    # 2 features x (Parquet, PostgreSQL, counter, progress to Parquet and PostgreSQL) + the 5-minute
+    # group's fresh slices (Parquet, PostgreSQL; the 1-hour group's COUNT DISTINCT has none) +
+    # quarantine, late, raw archive + 5 counters
+    assert len(re.findall(r"^Sink\(", plan, flags=re.MULTILINE)) == 20
     # One progress marker aggregate per feature, emitted once per window (a window aggregate).
     # (one-phase: table.optimizer.agg-phase-strategy, see jobs/environment.py)
     assert len(re.findall(r"\bWindowAggregate\(window=\[\w+\(win_start=\[window_start\], win_end=\[window_end\]", plan)) == 2

@@ -27,7 +27,9 @@ def test_same_sql_and_a_changed_runtime_value_keep_the_fingerprint(capsys, tmp_p
     again = _fingerprint(capsys, changed)
     assert again == first and compare(first, again).restorable
     assert any(d.startswith("Deduplicate") for _, d in first.operators)
-    assert sum(d.startswith("WindowAggregate") for _, d in first.operators) == 4  # 2 features + their markers
+    # 2 features, their markers and the 5-minute group's fresh deltas; its fresh totals
+    assert sum(d.startswith("WindowAggregate") for _, d in first.operators) == 5
+    assert sum(d.startswith("OverAggregate") for _, d in first.operators) == 1
 
 
 def test_added_removed_and_edited_features_change_it(capsys, tmp_path):
