@@ -8,9 +8,10 @@ the open slice: a fast client clock). A HOP window value covers exactly size; a 
 covers between size - slide and size, always the newest events.
 
 Per slice, the version used is the newest served by t (``served_from`` <= t, ties: the higher
-version). A user without any such slice gets the group's neutral values; the group has no
-fresh value (None) while none of its windows was served yet (the job is not running yet), as
-the window reads.
+version). A user without any such slice gets the group's neutral values. The group's fresh
+values are known at t once the job has shown it ran by then: one of the group's windows was
+served by t, or some user's slice in the span was; otherwise they are None (before the job ran,
+or pruned history), as the window reads'.
 """
 
 from __future__ import annotations
@@ -57,9 +58,15 @@ class SliceVersions:
 
     def __init__(self) -> None:
         self._versions: dict[tuple[str, datetime], list[tuple[datetime, int, dict[str, Any]]]] = {}
+        self._first_served: dict[datetime, datetime] = {}  # slice start -> its first version's served_from, any user
 
     def add(self, user: str, window_start: datetime, served_from: datetime, version: int, row: dict[str, Any]) -> None:
         self._versions.setdefault((user, window_start), []).append((served_from, version, row))
+        self._first_served[window_start] = min(served_from, self._first_served.get(window_start, served_from))
+
+    def any_served(self, fresh: FreshSpec, as_of: datetime) -> bool:
+        """Whether some user's slice in the span at ``as_of`` was served by then (versions of every user added)."""
+        return any(self._first_served.get(start, datetime.max) <= as_of for start in slice_starts(as_of, fresh))
 
     def sort(self) -> None:
         for versions in self._versions.values():

@@ -29,8 +29,8 @@ from datetime import timedelta
 from pathlib import Path
 
 from jobs.config import Config
-from jobs.feature_specs import (AFTER_GROUP_BY, GROUP_BY, WINDOW_CALL, FeatureSpec, call_arguments, literal,
-                                normalized, select_items, spec_of, split_top_level)
+from jobs.feature_specs import (AFTER_GROUP_BY, GROUP_BY, WINDOW_CALL, call_arguments, literal, normalized,
+                                select_items, spec_of, split_top_level)
 from jobs.sql_catalog import Feature, load_features, parenthesized, strip_comments, top_level_code
 
 TABLE_SUFFIX = "__fresh"  # PostgreSQL table and Parquet folder of a group's slice versions
@@ -75,10 +75,15 @@ class FreshSpec:
     def table(self) -> str:
         return self.name + TABLE_SUFFIX
 
+    @property
+    def stored(self) -> list[str]:
+        """The value columns of the slice table."""
+        return [stored for column in self.columns for stored in column.stored]
 
-def plan(feature: Feature, spec: FeatureSpec | None = None) -> FreshSpec:
+
+def plan(feature: Feature) -> FreshSpec:
     """How ``feature`` is kept fresh, or FreshReadsUnsupported saying why it cannot be."""
-    spec = spec or spec_of(feature)
+    spec = spec_of(feature)
     statement = feature.query
     path, where = statement.path, statement.where()
 

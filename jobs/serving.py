@@ -177,13 +177,13 @@ class OnlineStore:
     def _fresh_group(self, cursor, plan: fresh_slices.FreshSpec, moment: datetime, users: list[str],
                      result: dict[str, Any]) -> None:
         """One group's fresh values (jobs/fresh_reads.py): both kept versions of the span's slices."""
-        served = self._served_markers(cursor, plan.name, moment)
         start = fresh_reads.span_start(moment, plan)
+        served = self._has_served_window(cursor, plan.name, moment) or self._has_served_slice(cursor, plan, start, moment)
         result["groups"][plan.name] = {"fresh": True, "window_start": start if served else None,
                                        "window_end": moment if served else None}
         versions = fresh_reads.SliceVersions()
         if served:
-            stored = [column for stored_columns in (c.stored for c in plan.columns) for column in stored_columns]
+            stored = plan.stored
             query = sql.SQL("SELECT user_id, window_start, served_from, version, {} FROM {} "
                             "WHERE user_id = ANY(%s) AND window_start >= %s AND window_start <= %s").format(
                 sql.SQL(", ").join(map(sql.Identifier, stored)), sql.Identifier(plan.table))
@@ -196,7 +196,14 @@ class OnlineStore:
                                                 else {column.name: None for column in plan.columns})
 
     @staticmethod
-    def _served_markers(cursor, group: str, moment: datetime) -> bool:
+    def _has_served_slice(cursor, plan: fresh_slices.FreshSpec, start: datetime, moment: datetime) -> bool:
+        """Whether some user's slice in the span from ``start`` was served by ``moment``."""
+        cursor.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE window_end > %s AND window_start <= %s "
+                               "AND served_from <= %s)").format(sql.Identifier(plan.table)), (start, moment, moment))
+        return cursor.fetchone()[0]
+
+    @staticmethod
+    def _has_served_window(cursor, group: str, moment: datetime) -> bool:
         """Whether any window of ``group`` was served by ``moment`` (the job has run)."""
         cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {PROGRESS_TABLE} WHERE feature_group = %s "
                        "AND (served_from IS NULL OR served_from <= %s))", (group, moment))

@@ -121,7 +121,8 @@ class OfflineStore:
         """The fresh values at each label's time (jobs/fresh_reads.py), as get_features(fresh=True) gave them."""
         group = self._load(self.specs[plan.name], [])  # markers only: was any window served by then?
         versions = self._fresh_versions(plan, moments)
-        known = [moment is not None and group.latest_served(moment, False) is not None for moment in moments]
+        known = [moment is not None and (group.latest_served(moment, False) is not None or versions.any_served(plan, moment))
+                 for moment in moments]
         values = [versions.value(plan, user, moment) if ok else None for user, moment, ok in zip(users, moments, known)]
         starts = [fresh_reads.span_start(moment, plan) if ok else None for moment, ok in zip(moments, known)]
         table = table.append_column(f"{plan.name}.window_start", pa.array(starts, pa.timestamp("ms")))
@@ -139,7 +140,7 @@ class OfflineStore:
         first_day = fresh_reads.span_start(min(present), plan).date()
         last_day = max(present).date()
         days = [(first_day + timedelta(days=n)).strftime("%Y%m%d") for n in range((last_day - first_day).days + 1)]
-        stored = [name for column in plan.columns for name in column.stored]
+        stored = plan.stored
         rows = dataset.to_table(columns=["user_id", "window_start", "served_from", "version", *stored],
                                 filter=pc.field("dt").isin(days))
         for row in rows.to_pylist():

@@ -469,6 +469,8 @@ def summary_lines(settings: LocalSettings, options: DemoOptions, running: job.Ru
         "-c 'SELECT * FROM user_activity_5m ORDER BY window_end DESC LIMIT 10'   (password: rds.password in the config)",
         f"  Feature vector    python -m jobs.serving get --config {_shown(cfg)} --user u-1   "
         "(what a model would get now: neutral values for windows without events, not stale rows)",
+        f"  Fresh vector      python -m jobs.serving get --config {_shown(cfg)} --user u-1 --fresh   "
+        "(the window ending now, including the last seconds' events)",
         f"  Parquet           s3://{settings.bucket}/{settings.prefix}/<feature>/dt=YYYYMMDD/hr=HH/ "
         f"(plus _raw/, _quarantine/) on {settings.s3_endpoint or 'AWS'}",
         f"  Stop the job      {_cli('stop-job', cfg)}   (or: make demo-stop)" if running.ours else

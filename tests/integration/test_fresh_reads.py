@@ -1,7 +1,8 @@
 """Fresh reads live through Kinesis: "the window ending now", online and offline, against an oracle.
 
-Events dated over the last minutes (re-sends, disorder, late arrivals, malformed lines) reach the
-real job in two batches, with a crash and restart between them. After each batch has been
+Events dated over the last minutes (re-sends, disorder, malformed lines) reach the real job in
+three batches: a crash and restart after the first, and the third late events and re-sends of
+the first (which must change nothing) before one on-time event. After each batch has been
 processed, get_features(fresh=True) must give every user exactly the oracle's values over the
 span it covers (the open slice plus the complete ones before it); training_set(fresh=True) at
 those moments must give the same values from the Parquet changelog. A group whose aggregates
@@ -11,6 +12,7 @@ window reads still work. The interval is 2 s here (default 5).
 
 from __future__ import annotations
 
+import json
 import shutil
 from datetime import datetime, timedelta, timezone
 
@@ -104,6 +106,19 @@ def _offline_matches_online(offline: OfflineStore, reads: list[dict]) -> list:
     return differences
 
 
+def _late_and_resent(first: list[str], now: datetime) -> list[str]:
+    """Events behind the watermark (dated 10 minutes ago) and identical re-sends of early events,
+    sent once the job's watermark has surely moved past them (within a batch read at once it has
+    not moved yet), then one on-time event."""
+    late = [json.dumps({"txid": f"late-{n}", "user_id": f"u-{n}", "event_type": "A", "amount": 1.0,
+                        "event_time": f"{now - timedelta(minutes=10, seconds=n):%Y-%m-%dT%H:%M:%S.000Z}"})
+            for n in range(5)]
+    resent = [line for line in first if line.startswith('{"txid": "t-')][:10]
+    last = json.dumps({"txid": "on-time-last", "user_id": "u-0", "event_type": "B", "amount": 2.5,
+                       "event_time": f"{now:%Y-%m-%dT%H:%M:%S.000Z}"})  # counted: the batch was read when it is
+    return late + resent + [last]
+
+
 def test_fresh_reads_equal_the_oracle_online_and_offline(tmp_path):
     config = write_config(tmp_path, STREAM, extra={"features": {"fresh.interval.seconds": "2"}})
     settings = start_services(config)
@@ -112,27 +127,29 @@ def test_fresh_reads_equal_the_oracle_online_and_offline(tmp_path):
     (sql_dir / "features" / "user_amounts_10m.sql").write_text(TUMBLE_FEATURE)
     assert feature_job.main(["migrate", "--config", str(config), "--sql-dir", str(sql_dir)]) == 0
     now = datetime.now(timezone.utc)
-    lines = [line for line in generate(seed=71, events=900, users=12, duplicate_share=0.1, late=5,
+    lines = [line for line in generate(seed=71, events=900, users=12, duplicate_share=0.1,
                                        start=now - timedelta(minutes=7), span=timedelta(minutes=7)) if line.strip()]
-    first, second = lines[:len(lines) * 2 // 3], lines[len(lines) * 2 // 3:]
+    batches = [lines[:len(lines) * 2 // 3], lines[len(lines) * 2 // 3:], _late_and_resent(lines, now)]
     store = OnlineStore(load(config, "serve"), sql_dir)
     offline = OfflineStore(f"s3://{settings.bucket}/{settings.prefix}", load(config, "train"), sql_dir)
     args = ("--sql-dir", str(sql_dir))
     job = JobProcess(config, tmp_path / "job.log", args).start()
+    reads: list[dict] = []
     try:
-        _produce(settings, first, tmp_path)
-        reads = [_read_when_caught_up(store, oracle.replay(first, now, DELAY), job)]
-        wait_for("the changelog in S3 to hold what was served", lambda: not _offline_matches_online(offline, reads), job,
-                 timeout=60)
-        job.crash()  # the versions since the last checkpoint are written again after the restart
-        job = JobProcess(config, tmp_path / "job.log", args).start()
-        _produce(settings, second, tmp_path)
-        reads.append(_read_when_caught_up(store, oracle.replay(first + second, now, DELAY), job))
-        wait_for("the changelog in S3 to hold what was served", lambda: not _offline_matches_online(offline, reads), job,
-                 timeout=60)
+        for number, batch in enumerate(batches):
+            if number == 1:
+                job.crash()  # the versions since the last checkpoint are written again after the restart
+                job = JobProcess(config, tmp_path / "job.log", args).start()
+            _produce(settings, batch, tmp_path)
+            produced = [line for sent in batches[:number + 1] for line in sent]
+            reads.append(_read_when_caught_up(store, oracle.replay(produced, now, DELAY), job))
+            wait_for("the changelog in S3 to hold what was served", lambda: not _offline_matches_online(offline, reads),
+                     job, timeout=60)
     finally:
         job.stop()
 
+    outcome = oracle.replay([line for batch in batches for line in batch], now, DELAY)
+    assert len(outcome.late) >= 5 and outcome.duplicates + len(outcome.late) >= 15  # what the last batch was for
     window_read = store.get_features(["u-1"], groups=["user_activity_1h"])  # not refused: only fresh reads are
     assert set(window_read["users"]["u-1"]["user_activity_1h"]) >= {"event_count", "distinct_event_types"}
     with pytest.raises(FeatureReadError, match=r"user_activity_1h\.sql:\d+: .*column distinct_event_types"):

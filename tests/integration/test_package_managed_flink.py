@@ -92,7 +92,7 @@ def test_unpacked_zip_validates_with_only_its_own_code_sql_and_jar(unpacked):
                             text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"JAR {unpacked / 'lib' / 'pyflink-dependencies.jar'}" in result.stdout
-    assert "OK: 2 feature group(s) (user_activity_1h, user_activity_5m), 10 derived sink(s)" in result.stdout
+    assert "OK: 2 feature group(s) (user_activity_1h, user_activity_5m), 12 derived sink(s)" in result.stdout
 
 
 @pytest.fixture

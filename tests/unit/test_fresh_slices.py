@@ -92,3 +92,7 @@ def test_a_read_uses_each_slices_newest_version_served_by_then():
     assert versions.value(fresh, "u", start + timedelta(seconds=65)) == {"n": 3}
     assert versions.value(fresh, "u", start + timedelta(seconds=66)) == {"n": 5}
     assert versions.value(fresh, "other", start + timedelta(seconds=66)) == {"n": 0}
+    # Known once some user's slice in the span was served (the job has run), whoever asks.
+    assert not versions.any_served(fresh, start - timedelta(seconds=1))  # 11:55's slice is served from 12:00
+    assert [versions.any_served(fresh, start + timedelta(seconds=s)) for s in (5, 6, 66)] == [False, True, True]
+    assert not versions.any_served(fresh, start + 20 * MINUTE)
