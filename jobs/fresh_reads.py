@@ -9,9 +9,9 @@ covers between size - slide and size, always the newest events.
 
 Per slice, the version used is the newest served by t (``served_from`` <= t, ties: the higher
 version). A user without any such slice gets the group's neutral values. The group's fresh
-values are known at t once the job has shown it ran by then: one of the group's windows was
-served by t, or some user's slice in the span was; otherwise they are None (before the job ran,
-or pruned history), as the window reads'.
+values are known at t once the job has shown it ran by then: a window of any group was served by
+t, or some user's slice in the span was; otherwise they are None (before the job ran, or pruned
+history), as the window reads'.
 """
 
 from __future__ import annotations

@@ -178,7 +178,7 @@ class OnlineStore:
                      result: dict[str, Any]) -> None:
         """One group's fresh values (jobs/fresh_reads.py): both kept versions of the span's slices."""
         start = fresh_reads.span_start(moment, plan)
-        served = self._has_served_window(cursor, plan.name, moment) or self._has_served_slice(cursor, plan, start, moment)
+        served = self._has_served_window(cursor, moment) or self._has_served_slice(cursor, plan, start, moment)
         result["groups"][plan.name] = {"fresh": True, "window_start": start if served else None,
                                        "window_end": moment if served else None}
         versions = fresh_reads.SliceVersions()
@@ -203,10 +203,10 @@ class OnlineStore:
         return cursor.fetchone()[0]
 
     @staticmethod
-    def _has_served_window(cursor, group: str, moment: datetime) -> bool:
-        """Whether any window of ``group`` was served by ``moment`` (the job has run)."""
-        cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {PROGRESS_TABLE} WHERE feature_group = %s "
-                       "AND (served_from IS NULL OR served_from <= %s))", (group, moment))
+    def _has_served_window(cursor, moment: datetime) -> bool:
+        """Whether a window of any group was served by ``moment`` (the job had run)."""
+        cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {PROGRESS_TABLE} WHERE served_from IS NULL OR served_from <= %s)",
+                       (moment,))
         return cursor.fetchone()[0]
 
     def _value_columns(self, cursor, spec: FeatureSpec) -> list[str]:

@@ -119,10 +119,10 @@ class OfflineStore:
     def _append_fresh(self, table: pa.Table, plan: fresh_slices.FreshSpec, columns: list[str], users: list,
                       moments: list[Optional[datetime]]) -> pa.Table:
         """The fresh values at each label's time (jobs/fresh_reads.py), as get_features(fresh=True) gave them."""
-        group = self._load(self.specs[plan.name], [])  # markers only: was any window served by then?
+        markers = [self._markers(spec) for spec in self.specs.values()]  # was any window served by then?
         versions = self._fresh_versions(plan, moments)
-        known = [moment is not None and (group.latest_served(moment, False) is not None or versions.any_served(plan, moment))
-                 for moment in moments]
+        known = [moment is not None and (any(group.latest_served(moment, False) for group in markers)
+                                         or versions.any_served(plan, moment)) for moment in moments]
         values = [versions.value(plan, user, moment) if ok else None for user, moment, ok in zip(users, moments, known)]
         starts = [fresh_reads.span_start(moment, plan) if ok else None for moment, ok in zip(moments, known)]
         table = table.append_column(f"{plan.name}.window_start", pa.array(starts, pa.timestamp("ms")))
@@ -172,10 +172,8 @@ class OfflineStore:
         partitioning = ds.partitioning(pa.schema([(key, pa.string()) for key in keys]), flavor="hive")
         return ds.dataset(path, filesystem=self._filesystem, format="parquet", partitioning=partitioning)
 
-    def _load(self, spec: FeatureSpec, moments: list[Optional[datetime]]) -> _GroupData:
-        if spec.extra_key:
-            raise TrainingSetError(f"{spec.where}: feature '{spec.name}' has more than one row per user and window "
-                                   f"(key columns {', '.join(spec.extra_key)}); training sets take one row per user")
+    def _markers(self, spec: FeatureSpec) -> _GroupData:
+        """A group's progress markers and when each was served."""
         progress = self._dataset("_progress", spec.name)
         markers, served_from = {}, {}
         if progress is not None:
@@ -189,6 +187,14 @@ class OfflineStore:
         for moment, end in sorted((moment, end) for end, moment in served_from.items()):
             newest = end if newest is None else max(newest, end)
             group.served.append((moment, newest))
+        return group
+
+    def _load(self, spec: FeatureSpec, moments: list[Optional[datetime]]) -> _GroupData:
+        if spec.extra_key:
+            raise TrainingSetError(f"{spec.where}: feature '{spec.name}' has more than one row per user and window "
+                                   f"(key columns {', '.join(spec.extra_key)}); training sets take one row per user")
+        group = self._markers(spec)
+        markers = group.markers
         rows = self._dataset(spec.name)
         present = [moment for moment in moments if moment is not None]
         if rows is None or not markers or not present:
