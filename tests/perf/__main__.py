@@ -74,8 +74,10 @@ def end_to_end_section(args: argparse.Namespace) -> str:
         scratch=args.out.resolve().parent / "e2e", backlog_events=args.backlog_events, rate=args.rate,
         warmup_s=args.warmup_seconds, measure_s=args.measure_seconds, per_event_budget_s=args.per_event_seconds,
         delay_s=args.delay_seconds, pg_bound_rows=args.pg_rows,
-        # A quick run measures live freshness for the job only: each live run needs ~2 minutes.
-        live_designs=("job",) if args.quick else ("job", "windowed", "per-event"))
+        # A quick run measures live freshness for the job only, with and without fresh slices (their
+        # cost): each live run needs ~2 minutes.
+        live_designs=(("job", end_to_end.JOB_WITHOUT_FRESH) if args.quick
+                      else ("job", end_to_end.JOB_WITHOUT_FRESH, "windowed", "per-event")))
     return end_to_end.section(end_to_end.run(options))
 
 

@@ -16,6 +16,10 @@ Four parts, each consumer alone on the machine while it is measured:
    Freshness of a probe user's event (one user in 50) = first sight of its first window's row in
    PostgreSQL (polled every 150 ms) - PutRecords' acknowledgement. Per-event upserts write a row
    at once (partial until the window ends), so there it is the event's own commit time instead.
+   For the job, also the freshness of fresh reads: the first poll (every 150 ms) whose served
+   version of the event's slice in user_activity_5m__fresh counts it (tests/perf/freshness.py).
+   The job runs live twice, with fresh slices (shipped) and without (interval 0); each run counts
+   the rows PostgreSQL took into the feature tables per second during the measured span.
 4. Both sinks: the job's committed Parquet rows in S3 at the end of its live run.
 
 Each part names its own streams, buckets and databases (``perf-*``), never a test's or the demo's.
@@ -27,6 +31,7 @@ import bisect
 import itertools
 import json
 import logging
+import math
 import os
 import shutil
 import subprocess
@@ -45,12 +50,17 @@ from deploy.local import aws, aws_endpoint, postgres, process, resources, servic
 from deploy.local import job as local_job
 from deploy.local import config as local_config
 from deploy.local.state import DEFAULT_STATE
+from jobs import fresh_slices
+from jobs.config import Config
+from jobs.config import load as load_job_config
+from jobs.sinks import PROGRESS_TABLE
 from tests import oracle
 from tests.integration.stack import ROOT, JobProcess, clean_env
 from tests.perf import bounds, cpu, feed
 from tests.perf.baseline_features import parse
 from tests.perf.events import generate
-from tests.perf.freshness import Freshness, RowWatcher, first_window_end_ms, from_commits, from_rows, percentile
+from tests.perf.freshness import (FreshWatcher, Freshness, RowWatcher, first_window_end_ms, fresh_keys,
+                                  from_commits, from_fresh, from_rows, percentile)
 from tests.sql.test_backfill_oracle import assert_matches
 
 log = logging.getLogger(__name__)
@@ -61,6 +71,9 @@ JOB_START_TIMEOUT_S = 180.0
 SLIDE_S = 60  # user_activity_5m's slide: an event's first window ends within a minute of it
 FLUSH_USER = "perf-flush"
 SYNC_SUFFIX = "-sync"  # a baseline whose commits wait for the WAL flush, as on RDS
+JOB_WITHOUT_FRESH = "job-without-fresh"  # the job with features.fresh.interval.seconds = 0
+JOB_DESIGNS = ("job", JOB_WITHOUT_FRESH)
+FRESH_TARGET_MARGIN_S = 2  # the issue's target for fresh reads: p99 <= the interval + 2 s
 
 
 @dataclass(frozen=True)
@@ -78,7 +91,7 @@ class Options:
     users: int = 100_000
     duplicate_share: float = 0.10
     pg_bound_rows: int = 200_000
-    live_designs: tuple[str, ...] = ("job", "windowed", "per-event")
+    live_designs: tuple[str, ...] = ("job", JOB_WITHOUT_FRESH, "windowed", "per-event")
 
     @property
     def tail_s(self) -> float:
@@ -126,6 +139,10 @@ class Live:
     freshness: Freshness
     measured_by: str
     sinks: str = ""  # the job: what reached PostgreSQL and S3
+    fresh_interval_s: int = 0  # the job's features.fresh.interval.seconds (0: no fresh slices)
+    fresh: Freshness | None = None  # freshness of fresh reads, when the run has fresh slices
+    # Rows PostgreSQL inserted or updated per second in each feature table during the measured span.
+    rows_written_per_s: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -141,9 +158,10 @@ class Result:
 
 # --- configs and services -------------------------------------------------------------------------
 
-def bench_config(options: Options, name: str, stream: str) -> Path:
+def bench_config(options: Options, name: str, stream: str, fresh_off: bool = False) -> Path:
     """The shipped local config with this part's stream, bucket, database and checkpoint folder,
-    the bench's endpoint, reading from the start of the stream, and the bench's watermark delay."""
+    the bench's endpoint, reading from the start of the stream, and the bench's watermark delay;
+    ``fresh_off``: without fresh slices (features.fresh.interval.seconds = 0)."""
     groups = json.loads(local_config.DEFAULT_CONFIG.read_text())
     folder = options.scratch / name
     folder.mkdir(parents=True, exist_ok=True)
@@ -155,6 +173,10 @@ def bench_config(options: Options, name: str, stream: str) -> Path:
         "events": {"watermark.delay.seconds": str(options.delay_s)},
         "output": {"path": f"s3://{name}/features", "s3.endpoint": endpoint},
     }
+    if fresh_off:
+        overrides["features"] = {"fresh.interval.seconds": "0"}
+    for group_id in overrides.keys() - {group["PropertyGroupId"] for group in groups}:
+        groups.append({"PropertyGroupId": group_id, "PropertyMap": {}})  # the shipped file leaves it to defaults
     for group in groups:
         group["PropertyMap"].update(overrides.get(group["PropertyGroupId"], {}))
         if group["PropertyGroupId"] == "rds":
@@ -198,7 +220,7 @@ class Consumer:
 
     def start(self) -> float:
         """Start and wait until it reads; returns that wall time."""
-        if self.design == "job":
+        if self.design in JOB_DESIGNS:
             self.job = JobProcess(self.config, self.log, env={"FLINK_LOG_DIR": str(self.log.parent / "flink")}).start()
             assert self.job.process is not None
             running = local_job.RunningJob(self.job.process.pid, ours=True, log_file=self.log)
@@ -408,8 +430,26 @@ def _sinks(settings: local_config.LocalSettings) -> str:
     return f"user_activity_5m: {pg:,} rows in PostgreSQL, {_parquet_rows(settings, 'user_activity_5m'):,} in S3 Parquet"
 
 
-def _live_events(options: Options, total: int, rate: float) -> tuple[list[dict[str, Any]], list[feed.Probe], float]:
-    """The feed's records and its measured probe events, dated from a start a few seconds ahead.
+def _feature_tables(config: Config) -> list[str]:
+    """The PostgreSQL tables the job writes features into: each group's, its fresh slices', the markers."""
+    plans = fresh_slices.load_plans(ROOT / "sql", config)
+    fresh = [plan.table for plan in plans.values() if isinstance(plan, fresh_slices.FreshSpec)]
+    return [*plans, *fresh, PROGRESS_TABLE]
+
+
+def _rows_written(settings: local_config.LocalSettings, tables: Sequence[str]) -> dict[str, int]:
+    """Rows inserted + updated so far in each of ``tables`` that exists (PostgreSQL's statistics,
+    which each connection reports at most once a second, when it goes idle)."""
+    with psycopg.connect(**settings.postgres.conninfo(), autocommit=True) as connection:
+        rows = connection.execute("SELECT relname, n_tup_ins + n_tup_upd FROM pg_stat_user_tables "
+                                  "WHERE relname = ANY(%s)", (list(tables),)).fetchall()
+    return dict(rows)
+
+
+def _live_events(options: Options, total: int,
+                 rate: float) -> tuple[list[dict[str, Any]], list[feed.Probe], dict[int, tuple], float]:
+    """The feed's records, its measured probe events and the fresh-read keys of those
+    (tests/perf/freshness.py fresh_keys), dated from a start a few seconds ahead.
 
     Keys and probes come from a first draw at a fixed start (the same parameters give the same
     users and txids whatever the start), so only the cheap second draw waits on the clock."""
@@ -421,56 +461,81 @@ def _live_events(options: Options, total: int, rate: float) -> tuple[list[dict[s
     keys = [entry["PartitionKey"] for entry in template]
     probe_indexes = [p.index for p in feed.probes([entry["Data"].decode() for entry in template])]
     del template
-    start_at = time.time() + 5 + total / 500_000  # drawing takes ~1 s per 500k lines here
+    earliest = time.time() + 5 + total / 500_000  # drawing takes ~1 s per 500k lines here
+    # The measured span starts on a whole minute, so it holds the same window emissions (one a
+    # minute) in every run and the runs' PostgreSQL writes compare.
+    start_at = math.ceil((earliest + options.warmup_s) / SLIDE_S) * SLIDE_S - options.warmup_s
     lines = draw(start_at)
     entries = [{"Data": line.encode(), "PartitionKey": key} for line, key in zip(lines, keys, strict=True)]
     measured = range(int(rate * options.warmup_s), int(rate * (options.warmup_s + options.measure_s)))
-    probes = [p for p in feed.probes_at(lines, probe_indexes) if p.index in measured]
-    return entries, probes, start_at
+    every_probe = feed.probes_at(lines, probe_indexes)
+    return entries, [p for p in every_probe if p.index in measured], fresh_keys(every_probe), start_at
+
+
+def _until(moment: float, consumer: Consumer) -> None:
+    _wait(f"{moment - time.time():.0f} s to pass", lambda: time.time() >= moment, consumer, moment - time.time() + 5)
 
 
 def live(options: Options, design: str, rate: float) -> Live:
     name = f"perf-live-{design}"
-    config = bench_config(options, name, name)
+    config = bench_config(options, name, name, fresh_off=design == JOB_WITHOUT_FRESH)
     settings = prepare(config, new_stream=True)
+    job_config = load_job_config(config, "run")
+    tables = _feature_tables(job_config)
+    fresh_interval = fresh_slices.interval_seconds(job_config) if design in JOB_DESIGNS else 0
     extra = ["--delay-seconds", str(options.delay_s)] if design == "windowed" else []
     consumer = Consumer(design, config, config.parent, extra)
     total = int(rate * (options.warmup_s + options.measure_s + options.tail_s))
     watcher: RowWatcher | None = None
+    fresh_watcher: FreshWatcher | None = None
     live_feed: feed.LiveFeed | None = None
+    conninfo = settings.postgres.conninfo()
     try:
         consumer.start()
-        entries, probes, start_at = _live_events(options, total, rate)
+        entries, probes, keys, start_at = _live_events(options, total, rate)
         if design != "per-event":
             wanted = {(p.user_id, first_window_end_ms(p.time_ms)) for p in probes}
-            watcher = RowWatcher(settings.postgres.conninfo(), {u for u, _ in wanted}, wanted)
+            watcher = RowWatcher(conninfo, {u for u, _ in wanted}, wanted)
             watcher.start()
+        if fresh_interval:
+            fresh_watcher = FreshWatcher(conninfo, (keys[p.index] for p in probes))
+            fresh_watcher.start()
         live_feed = feed.LiveFeed(aws.kinesis(settings), settings.stream_name, entries, rate, start_at)
         live_feed.start()
         log.info("%s: sending %d events at %.0f/s for %.0f s", design, total, rate, total / rate)
+        # The rows PostgreSQL took during the measured span (the probe events' span).
+        _until(start_at + options.warmup_s, consumer)
+        before = _rows_written(settings, tables)
+        _until(start_at + options.warmup_s + options.measure_s, consumer)
+        after = _rows_written(settings, tables)
+        written = {table: (after[table] - before.get(table, 0)) / options.measure_s for table in tables if table in after}
         _wait("the live feed", lambda: not live_feed.is_alive(), consumer, total / rate + 120)
         if live_feed.error:
             raise live_feed.error
-        if watcher:
-            _wait("the last measured windows", lambda: not watcher.waiting, consumer, 20)
+        watchers = [w for w in (watcher, fresh_watcher) if w]
+        if watchers:
+            _wait("the last measured windows", lambda: not any(w.waiting for w in watchers), consumer, 20)
         else:
             time.sleep(10)  # per-event: let it finish what it has read
     finally:
         if live_feed:
             live_feed.stop()
-        if watcher:
-            watcher.stop()
+        for running in (watcher, fresh_watcher):
+            if running:
+                running.stop()
         consumer.stop()
-    if watcher and watcher.error:
-        raise watcher.error
+    for stopped in (watcher, fresh_watcher):
+        if stopped and stopped.error:
+            raise stopped.error
     if watcher:
         freshness = from_rows(probes, live_feed.acked, watcher.first_seen, options.delay_s)
         how = "first sight of the row in PostgreSQL"
     else:
         freshness = from_commits(probes, live_feed.acked, consumer.stats()["probe_commits"])
         how = "commit of the event's own transaction"
+    fresh = from_fresh(probes, live_feed.acked, fresh_watcher.first_seen, keys) if fresh_watcher else None
     return Live(design, rate, live_feed.sent, live_feed.behind_s, freshness, how,
-                _sinks(settings) if design == "job" else "")
+                _sinks(settings) if design == "job" else "", fresh_interval, fresh, written)
 
 
 # --- the whole section ----------------------------------------------------------------------------
@@ -503,8 +568,10 @@ def _live_rate(options: Options, result: Result, design: str) -> float:
         job = result.drains["job"].steady_rate or result.drains["job"].rate or 1000.0
         rate = max(100.0, round(min(job / 2, result.bounds.put_records / result.bounds.put_seconds / 2), -2))
     result.rate = result.rate or rate
+    if design in JOB_DESIGNS:
+        return rate
     own = result.drains[design].rate
-    if design != "job" and own and own * 0.8 < rate:
+    if own and own * 0.8 < rate:
         slower = max(10.0, round(own * 0.8, -1))
         result.notes.append(f"{design} was fed live at {slower:,.0f} events/s (80% of its catch-up rate), "
                             f"not {rate:,.0f}: fed faster, its lag would only grow")
@@ -555,6 +622,35 @@ def _cpu_table(result: Result) -> list[str]:
     lines += ["", "Read from /proc for each process's session (tests/perf/cpu.py): the job's figure includes its "
               "checkpoints and every output (Parquet features, raw archive, quarantine, late, progress markers), "
               "the endpoint's includes serving those S3 writes.", ""]
+    return lines
+
+
+def _freshness_row(label: str, rate: float, sent: int, behind_s: float, f: Freshness, measured_by: str) -> str:
+    spread = " / ".join(f"{f.percentile(q):.1f}" for q in (0.5, 0.95, 0.99, 1.0))
+    after = " / ".join(f"{percentile(f.after_close, q):.1f}" for q in (0.5, 0.99)) if f.after_close else "—"
+    return (f"| {label} | {rate:,.0f} | {sent:,} | {behind_s:.1f} s | {len(f.samples):,} | {spread} | {after} | "
+            f"{f.unseen:,} | {measured_by} |")
+
+
+def _writes_table(result: Result) -> list[str]:
+    """PostgreSQL rows written per second in the measured span, per live run and feature table."""
+    tables = list(dict.fromkeys(table for live_run in result.lives.values() for table in live_run.rows_written_per_s))
+    if not tables:
+        return []
+    lines = [f"#### PostgreSQL rows written per second during the measured {result.options.measure_s:.0f} s "
+             "(inserted + updated, pg_stat_user_tables)", "",
+             "| Design | " + " | ".join(tables) + " | Total | Rows per event sent |",
+             "| --- |" + " ---: |" * (len(tables) + 2)]
+    for design, live_run in result.lives.items():
+        written = live_run.rows_written_per_s
+        cells = " | ".join(f"{written[table]:,.1f}" if table in written else "—" for table in tables)
+        total = sum(written.values())
+        lines.append(f"| {design} | {cells} | {total:,.1f} | {total / live_run.rate:.2f} |")
+    lines += ["", f"{JOB_WITHOUT_FRESH} = the job with features.fresh.interval.seconds = 0 (no fresh slices), fed "
+              "like the job. The span starts on a whole minute in every run, so it holds the same window emissions "
+              "(the 5-minute table's rows come in one burst a minute, the hour's once an hour; fresh slices every "
+              "interval). The per-event design's own dedup tables are not counted. PostgreSQL's statistics arrive "
+              "up to a second late (10 s from an idle connection): a span of the same length, shifted.", ""]
     return lines
 
 
@@ -621,15 +717,22 @@ def section(result: Result) -> str:
             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         for design, live_run in result.lives.items():
-            f = live_run.freshness
-            spread = " / ".join(f"{f.percentile(q):.1f}" for q in (0.5, 0.95, 0.99, 1.0))
-            after = " / ".join(f"{percentile(f.after_close, q):.1f}" for q in (0.5, 0.99)) if f.after_close else "—"
-            lines.append(f"| {design} | {live_run.rate:,.0f} | {live_run.sent:,} | {live_run.feed_behind_s:.1f} s | "
-                         f"{len(f.samples):,} | {spread} | {after} | {f.unseen:,} | {live_run.measured_by} |")
+            run = (live_run.rate, live_run.sent, live_run.feed_behind_s)
+            label = f"{design}, window read" if live_run.fresh else design
+            lines.append(_freshness_row(label, *run, live_run.freshness, live_run.measured_by))
+            if live_run.fresh:
+                lines.append(_freshness_row(
+                    f"{design}, fresh read (slices every {live_run.fresh_interval_s} s)", *run, live_run.fresh,
+                    "first poll whose served slice version (served_from ≤ poll) counts the event"))
         lines += ["", "Freshness = first sight - PutRecords' acknowledgement; it includes the wait for the event's first "
                   f"window to end (0-60 s, by its second within the minute) and the {o.delay_s} s watermark delay. "
                   "After the window could close = first sight - (window end + delay): the pipeline's own latency "
-                  "(reading, the watermark, the minute's burst of rows through the JDBC sink).", ""]
+                  "(reading, the watermark, the minute's burst of rows through the JDBC sink). A fresh read sees an "
+                  "event at the first poll (every 150 ms, as a serving client would) where the newest version of its "
+                  "slice in user_activity_5m__fresh with served_from ≤ the poll's time counts at least the user's "
+                  "events in that slice up to this one: no wait for a window, only for the next slice version "
+                  "(interval + 1 s served_from delay).", ""]
+        lines += _writes_table(result)
         job_live = result.lives.get("job")
         if job_live and job_live.sinks:
             lines += [f"Both sinks after the job's live run: {job_live.sinks} (Parquet commits on checkpoints).", ""]
@@ -639,6 +742,17 @@ def section(result: Result) -> str:
         p99 = job_live.freshness.percentile(0.99)
         met = "met" if p99 <= target_s and not job_live.freshness.unseen else "NOT met"
         lines.append(f"- Freshness p99 ≤ slide + watermark delay + 3 s = {target_s} s: job p99 {p99:.1f} s — **{met}**.")
+    if job_live and job_live.fresh and job_live.fresh.samples:
+        fresh_target_s = job_live.fresh_interval_s + FRESH_TARGET_MARGIN_S
+        p99 = job_live.fresh.percentile(0.99)
+        met = "met" if p99 <= fresh_target_s and not job_live.fresh.unseen else "NOT met"
+        lines.append(f"- Fresh reads p99 ≤ interval + {FRESH_TARGET_MARGIN_S} s = {fresh_target_s} s: job p99 "
+                     f"{p99:.1f} s (window reads {job_live.freshness.percentile(0.99):.1f} s) — **{met}**.")
+    without = result.lives.get(JOB_WITHOUT_FRESH)
+    if job_live and without and job_live.rows_written_per_s and without.rows_written_per_s:
+        with_rows, without_rows = sum(job_live.rows_written_per_s.values()), sum(without.rows_written_per_s.values())
+        lines.append(f"- PostgreSQL rows written per second, live: {with_rows:,.0f} with fresh slices, "
+                     f"{without_rows:,.0f} without ({_ratio(with_rows, without_rows)}).")
     per_event = result.drains.get("per-event")
     if job_drain and job_drain.rate and per_event and per_event.rate:
         ratio = job_drain.rate / per_event.rate
