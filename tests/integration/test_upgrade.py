@@ -6,7 +6,8 @@ column of user_activity_5m is edited; `run` on the same checkpoint folder notice
 operators and replays. More events follow, starting with re-sends of txids v1 saw before the stop.
 In the end every window of every group, in PostgreSQL and in Parquet, is the oracle's: the edited
 group by its old logic up to its cut-over and its new logic after (the same cut in both sinks, so
-training and serving agree), the new group from its cut-over; Parquet holds each window once.
+training and serving agree), the new group from its cut-over (its fresh slices too); Parquet holds
+each window once.
 """
 
 from __future__ import annotations
@@ -84,6 +85,20 @@ def _missing(settings, expected: dict[str, dict[tuple, dict]]) -> dict[str, dict
     return missing
 
 
+def _newest_fresh(settings, name: str, expected: dict[str, dict[tuple, dict]]) -> bool:
+    """Whether the newest version of each of the group's fresh slices counts its window's events,
+    and no slice is older than the group's expected windows (none before its cut-over)."""
+    newest: dict[tuple, dict] = {}
+    for row in postgres_rows(settings, f"{name}__fresh"):
+        key = (row["user_id"], row["window_start"], row["window_end"])
+        if key not in newest or row["version"] > newest[key]["version"]:
+            newest[key] = row
+    windows = expected[name]
+    first_end = min(end for _, _, end in windows)
+    return (all(end >= first_end for _, _, end in newest)
+            and all(key in newest and newest[key]["event_count"] == values["event_count"] for key, values in windows.items()))
+
+
 def test_a_feature_added_and_one_edited_while_the_job_runs(tmp_path):
     config = write_config(tmp_path, STREAM)
     settings = start_services(config)
@@ -123,6 +138,9 @@ def test_a_feature_added_and_one_edited_while_the_job_runs(tmp_path):
             wait_for("every window in both sinks", lambda: not _missing(settings, expected), v2, timeout=300)
         except AssertionError as timeout:
             raise AssertionError(f"windows missing: {_missing(settings, expected)}") from timeout
+        # The new group's fresh slices (a TUMBLE: one slice per window) start at its cut-over too.
+        wait_for("the new group's fresh slices", lambda: _newest_fresh(settings, "user_activity_10m", expected), v2,
+                 timeout=60)
     finally:
         v2.stop()
     log = (tmp_path / "v2.log").read_text()
