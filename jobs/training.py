@@ -22,7 +22,7 @@ import bisect
 import os
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -66,8 +66,9 @@ class OfflineStore:
     def __init__(self, root: str, config: Optional[Config] = None, sql_dir: Path = DEFAULT_SQL_DIR,
                  filesystem: Optional[pafs.FileSystem] = None) -> None:
         """``root``: the job's output.path (s3://BUCKET/PREFIX) or a local folder (backfill --output-dir)."""
-        self.specs = load_specs(sql_dir, config or _placeholder_free_config())
-        self.fresh_plans = fresh_slices.load_plans(sql_dir, config or _placeholder_free_config())
+        config = config or _placeholder_free_config()
+        self.specs = load_specs(sql_dir, config)
+        self.fresh_plans = fresh_slices.load_plans(sql_dir, config)
         self._filesystem, self._root = filesystem_and_path(root, config, filesystem)
 
     @classmethod
@@ -86,10 +87,12 @@ class OfflineStore:
         users = table.column(user_column).to_pylist()
         millis = _epoch_millis(table.column(time_column))
         moments = [None if ms is None else EPOCH + timedelta(milliseconds=ms) for ms in millis]
+        # Fresh values are known once a window of any group was served (jobs/fresh_reads.py).
+        markers = [self._markers(spec) for spec in self.specs.values()] if fresh else []
         for name, columns in self._requested(features).items():
             spec = self.specs[name]
             if fresh:
-                table = self._append_fresh(table, self._fresh_plan(name), columns, users, moments)
+                table = self._append_fresh(table, self._fresh_plan(name), columns, users, moments, markers)
                 continue
             group = self._load(spec, moments)
             # The choice depends only on the time rounded down to the slide and the newest window
@@ -117,9 +120,8 @@ class OfflineStore:
         return plan
 
     def _append_fresh(self, table: pa.Table, plan: fresh_slices.FreshSpec, columns: list[str], users: list,
-                      moments: list[Optional[datetime]]) -> pa.Table:
+                      moments: list[Optional[datetime]], markers: list[_GroupData]) -> pa.Table:
         """The fresh values at each label's time (jobs/fresh_reads.py), as get_features(fresh=True) gave them."""
-        markers = [self._markers(spec) for spec in self.specs.values()]  # was any window served by then?
         versions = self._fresh_versions(plan, moments)
         known = [moment is not None and (any(group.latest_served(moment, False) for group in markers)
                                          or versions.any_served(plan, moment)) for moment in moments]
@@ -137,9 +139,7 @@ class OfflineStore:
         dataset = self._dataset(plan.table)
         if dataset is None or not present:
             return versions
-        first_day = fresh_reads.span_start(min(present), plan).date()
-        last_day = max(present).date()
-        days = [(first_day + timedelta(days=n)).strftime("%Y%m%d") for n in range((last_day - first_day).days + 1)]
+        days = _days(fresh_reads.span_start(min(present), plan).date(), max(present).date())
         stored = plan.stored
         rows = dataset.to_table(columns=["user_id", "window_start", "served_from", "version", *stored],
                                 filter=pc.field("dt").isin(days))
@@ -201,9 +201,7 @@ class OfflineStore:
             return group
         # Read only the days (dt = window_start's day) that can hold a window the labels need; the
         # extra day covers a window that starts before midnight and a step back past it.
-        first_day = (min(present) - spec.size).date() - timedelta(days=1)
-        last_day = min(max(present), max(markers)).date()
-        days = [(first_day + timedelta(days=n)).strftime("%Y%m%d") for n in range((last_day - first_day).days + 1)]
+        days = _days((min(present) - spec.size).date() - timedelta(days=1), min(max(present), max(markers)).date())
         table = rows.to_table(columns=["user_id", "window_start", "window_end", *spec.columns],
                               filter=pc.field("dt").isin(days))
         for row in table.to_pylist():
@@ -236,6 +234,11 @@ def filesystem_and_path(root: str, config: Optional[Config],
         return pafs.S3FileSystem(endpoint_override=host, scheme=scheme, **keys), path
     path = root.removeprefix("file://")
     return pafs.LocalFileSystem(), str(Path(path).resolve())
+
+
+def _days(first: date, last: date) -> list[str]:
+    """The dt partition values from ``first`` to ``last``."""
+    return [(first + timedelta(days=n)).strftime("%Y%m%d") for n in range((last - first).days + 1)]
 
 
 def _placeholder_free_config() -> Config:
