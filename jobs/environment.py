@@ -26,6 +26,8 @@ JAR_NAME = "pyflink-dependencies.jar"
 # Where the shaded jar lives: target/ after `make jar`, lib/ inside the Managed Flink zip.
 JAR_CANDIDATES = (PROJECT_ROOT / "target" / JAR_NAME, PROJECT_ROOT / "lib" / JAR_NAME)
 PLUGINS_DIR = PROJECT_ROOT / "target" / "plugins"
+# Local MiniCluster working folders, one per job process (see working_dir).
+WORKING_DIRS = PROJECT_ROOT / ".local" / "flink-work"
 
 
 class SetupError(RuntimeError):
@@ -48,6 +50,29 @@ def rest_port() -> str:
     """The local Flink web UI port: the first free one of 8081-8099 (FLINK_REST_PORT overrides),
     so a second local job or a test run beside a demo does not fail on a taken port."""
     return os.environ.get("FLINK_REST_PORT", "8081-8099")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def working_dir(root: Path = WORKING_DIRS) -> Path:
+    """This process's MiniCluster working folder: its blob store holds a copy of the ~140 MB jar
+    per job. Flink deletes it when a job ends, but not when the process is stopped or killed, so
+    under the default (the system temp folder) every stopped local run left one behind until the
+    disk filled. Folders of processes that are gone are removed here first."""
+    for folder in root.glob("*"):
+        if folder.name.isdigit() and not _alive(int(folder.name)):
+            shutil.rmtree(folder, ignore_errors=True)
+    mine = root / str(os.getpid())
+    mine.mkdir(parents=True, exist_ok=True)
+    return mine
 
 
 def _prepare_local_jvm() -> None:
@@ -156,6 +181,7 @@ def _local_options(config: Config, parallelism: int) -> dict[str, str]:
         "execution.checkpointing.interval": f"{config.get_int('job', 'checkpoint.interval.seconds')} s",
         "execution.checkpointing.mode": "EXACTLY_ONCE",
         "rest.bind-port": rest_port(),
+        "process.working-dir": str(working_dir()),
         # Python UDF workers: run them with the interpreter running this job.
         "python.executable": sys.executable,
         "python.client.executable": sys.executable,
