@@ -15,7 +15,10 @@ import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
-from pyflink.table import EnvironmentSettings, TableEnvironment
+from pyflink.datastream import StreamExecutionEnvironment
+from pyflink.java_gateway import get_gateway
+from pyflink.table import EnvironmentSettings, StreamTableEnvironment, TableEnvironment
+from pyflink.util.java_utils import add_jars_to_context_class_loader
 
 from jobs import secrets
 from jobs.config import PROJECT_ROOT, Config, is_aws_endpoint
@@ -214,6 +217,24 @@ def forget_checkpoints(config: Config) -> None:
         shutil.rmtree(metadata.parent.parent, ignore_errors=True)
 
 
+def _local_table_env() -> TableEnvironment:
+    """A streaming TableEnvironment for the local MiniCluster with the jar in its class loaders.
+
+    TableEnvironment.create gives the job graph the JVM's own class loader, without the jar: with
+    checkpointing on, the code Flink generates for a query that calls a Java function of the jar
+    (sql/functions/) then fails to compile ("Cannot determine simple type name"). On a cluster
+    (Managed Flink, `flink run --jarfile`) the jar is on the program's class loader already.
+    """
+    add_jars_to_context_class_loader([find_jar().as_uri()])
+    jvm = get_gateway().jvm
+    options = jvm.org.apache.flink.configuration.Configuration()
+    options.setString("execution.target", "local")  # what LocalStreamEnvironment sets
+    options.setString("execution.attached", "true")
+    loader = jvm.Thread.currentThread().getContextClassLoader()
+    j_env = jvm.org.apache.flink.streaming.api.environment.StreamExecutionEnvironment(options, loader)
+    return StreamTableEnvironment.create(StreamExecutionEnvironment(j_env), EnvironmentSettings.in_streaming_mode())
+
+
 def create(config: Config, *, managed: bool, streaming_source: bool, parallelism: int | None = None) -> TableEnvironment:
     """A streaming TableEnvironment configured for this job (one per process is plenty).
 
@@ -223,7 +244,7 @@ def create(config: Config, *, managed: bool, streaming_source: bool, parallelism
         _prepare_local_jvm()
         _use_emulator_settings(config)
         _use_secret_region(config)
-    t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
+    t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode()) if managed else _local_table_env()
     options = _table_options(config, streaming_source)
     if not managed:
         _initialize_filesystems(config)

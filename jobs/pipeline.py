@@ -82,7 +82,7 @@ def _column_from_printed(name: str, printed: str) -> sinks.Column:
 def register_events(t_env: TableEnvironment, catalog: Catalog) -> None:
     """Register the sources and the `events` view (views/events.sql) only: what a batch query over
     the input's records needs (the dedup view reads the watermark, which batch mode has not)."""
-    for statement in catalog.tables + [view for view in catalog.views if view.path.stem == "events"]:
+    for statement in catalog.functions + catalog.tables + [view for view in catalog.views if view.path.stem == "events"]:
         _run(statement, t_env.execute_sql)
 
 
@@ -94,7 +94,7 @@ def register_features(t_env: TableEnvironment, catalog: Catalog,
     (bounded runs: a backfill writes only the windows its input covers completely). Applied to
     the feature's view, so every sink derived from it (rows, markers, counter) sees the same rows.
     """
-    for statement in catalog.tables + catalog.views:
+    for statement in catalog.definitions:
         _run(statement, t_env.execute_sql)
 
     from udfs import register_all  # late import: UDF modules import PyFlink's Python API

@@ -1,6 +1,8 @@
 """Find the SQL files, render their ``${group.key}`` placeholders, and split them into statements.
 
 Layout of the sql/ folder (file name = object name, one object per file):
+  functions/<name>.sql                 CREATE TEMPORARY SYSTEM FUNCTION of a Java class in the job's
+                                       jar (deploy/src), registered before the sources that call it
   sources/<connector>/events_raw.sql  the raw records of one connector (kinesis, file)
   sources/*.sql                        tables built on events_raw with ``LIKE events_raw``
   views/*.sql                          CREATE TEMPORARY VIEW statements (dedup, ...)
@@ -13,7 +15,7 @@ Every statement keeps its file and first line, so an error points at file:line.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
@@ -61,6 +63,12 @@ class Catalog:
     views: list[Statement]
     features: list[Feature]
     sinks: list[Statement]
+    functions: list[Statement] = field(default_factory=list)
+
+    @property
+    def definitions(self) -> list[Statement]:
+        """Functions, tables and views: what any query over the events needs first."""
+        return self.functions + self.tables + self.views
 
 
 def render(text: str, config: Config, path: Path) -> str:
@@ -242,11 +250,12 @@ def load_catalog(sql_dir: Path, source_connector: str, config: Config) -> Catalo
     )
 
     features = load_features(sql_dir, config)
+    functions = [_single_statement(path, config, "function") for path in sorted((sql_dir / "functions").glob("*.sql"))]
 
     sinks: list[Statement] = []
     for path in sorted((sql_dir / "sinks").glob("*.sql")) + sorted((sql_dir / "sinks" / source_connector).glob("*.sql")):
         sinks += _read(path, config)
-    return Catalog(tables, views, features, sinks)
+    return Catalog(tables, views, features, sinks, functions)
 
 
 def load_features(sql_dir: Path, config: Config) -> list[Feature]:

@@ -9,15 +9,15 @@
 --   event_time: epoch milliseconds, or ISO-8601 UTC ending in Z (digits past milliseconds are
 --   truncated); ids are taken as text; amount is a number, null or absent.
 --
--- Speed: JSON_VALUE parses the whole payload on every call, and a computed column cannot read
--- another computed column, so every mention of a field is one more parse. Each field is read
--- once here (event_time twice), six parses per record; the watermark and `events` only read
--- these columns. Empty ids stay '' here (NULLIF would parse twice); validity tests `<> ''`.
+-- Speed: the fields come from EVENT_FIELDS (functions/event_fields.sql), which gives what
+-- JSON_VALUE would from one parse per record; JSON_VALUE parses the payload again on every call,
+-- and a computed column cannot read another computed column. The watermark and `events` only
+-- read these columns. Empty ids stay '' here; validity tests `<> ''`.
 CREATE TEMPORARY TABLE events_parsed (
-  txid AS JSON_VALUE(payload, '$.txid'),
-  user_id AS JSON_VALUE(payload, '$.user_id'),
-  event_type AS JSON_VALUE(payload, '$.event_type'),
-  amount_text AS JSON_VALUE(payload, '$.amount'),
+  txid AS EVENT_FIELDS(payload).txid,
+  user_id AS EVENT_FIELDS(payload).user_id,
+  event_type AS EVENT_FIELDS(payload).event_type,
+  amount_text AS EVENT_FIELDS(payload).amount,
   -- ISO-8601 with Z whose date exists (the pattern spells out days per month and Feb 29 in leap
   -- years: TRY_CAST alone would turn Feb 30 into Feb 28), else epoch milliseconds of up to 15
   -- digits. REGEXP caches its compiled pattern; REGEXP_EXTRACT compiles on every call, so it only
@@ -26,10 +26,10 @@ CREATE TEMPORARY TABLE events_parsed (
   -- (a rowtime must not be NULL).
   event_time AS COALESCE(
     CASE
-      WHEN REGEXP(JSON_VALUE(payload, '$.event_time'),
+      WHEN REGEXP(EVENT_FIELDS(payload).event_time,
         '^(?:[0-9]{4}-(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])|(?:0[13-9]|1[0-2])-(?:29|30)|(?:0[13578]|1[02])-31)|(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:[02468][048]|[13579][26])00)-02-29)T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:[.][0-9]{1,9})?Z\z')
-        THEN CAST(TRY_CAST(REPLACE(REPLACE(JSON_VALUE(payload, '$.event_time'), 'T', ' '), 'Z', '') AS TIMESTAMP(3)) AS TIMESTAMP_LTZ(3))
-      ELSE TO_TIMESTAMP_LTZ(CAST(REGEXP_EXTRACT(JSON_VALUE(payload, '$.event_time'), '^[0-9]{1,15}\z', 0) AS BIGINT), 3)
+        THEN CAST(TRY_CAST(REPLACE(REPLACE(EVENT_FIELDS(payload).event_time, 'T', ' '), 'Z', '') AS TIMESTAMP(3)) AS TIMESTAMP_LTZ(3))
+      ELSE TO_TIMESTAMP_LTZ(CAST(REGEXP_EXTRACT(EVENT_FIELDS(payload).event_time, '^[0-9]{1,15}\z', 0) AS BIGINT), 3)
     END,
     TO_TIMESTAMP_LTZ(-62135596800001, 3)),
   proc_time AS PROCTIME(),

@@ -15,7 +15,7 @@ SELECT payload, arrival_time, shard_id, sequence_number, proc_time, event_time,
          WHEN COALESCE(txid, '') = '' THEN 'missing or empty txid'
          WHEN COALESCE(user_id, '') = '' THEN 'missing or empty user_id'
          WHEN COALESCE(event_type, '') = '' THEN 'missing or empty event_type'
-         WHEN JSON_VALUE(payload, '$.event_time') IS NULL THEN 'missing event_time'
+         WHEN EVENT_FIELDS(payload).event_time IS NULL THEN 'missing event_time'
          WHEN amount_text IS NOT NULL AND TRY_CAST(amount_text AS DOUBLE) IS NULL THEN 'amount is not a number'
          WHEN event_time = TO_TIMESTAMP_LTZ(-62135596800001, 3) THEN 'unparseable event_time'
          ELSE 'event_time more than ${events.future.skew.seconds} s after arrival'

@@ -254,7 +254,7 @@ def parse_only(events: int, parallelism: int, options: dict[str, str]) -> Statem
     """Every column of `events` (parse, watermark, reject reason) into a blackhole."""
     t_env, config = _table_env(input_path(events, parallelism).as_uri(), parallelism, options)
     catalog = load_catalog(SQL_DIR, "file", config)
-    for statement in catalog.tables + catalog.views:
+    for statement in catalog.definitions:
         t_env.execute_sql(statement.text)
     statement_set = t_env.create_statement_set()
     _blackhole_like(t_env, "parsed_sink", "SELECT * FROM events", statement_set)
