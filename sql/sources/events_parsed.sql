@@ -10,28 +10,20 @@
 --   truncated); ids are taken as text; amount is a number, null or absent.
 --
 -- Speed: the fields come from EVENT_FIELDS (functions/event_fields.sql), which gives what
--- JSON_VALUE would from one parse per record; JSON_VALUE parses the payload again on every call,
--- and a computed column cannot read another computed column. The watermark and `events` only
--- read these columns. Empty ids stay '' here; validity tests `<> ''`.
+-- JSON_VALUE would, and the time, from one parse per record; JSON_VALUE parses the payload again
+-- on every call, and a computed column cannot read another computed column. The watermark and
+-- `events` only read these columns. Empty ids stay '' here; validity tests `<> ''`.
 CREATE TEMPORARY TABLE events_parsed (
   txid AS EVENT_FIELDS(payload).txid,
   user_id AS EVENT_FIELDS(payload).user_id,
   event_type AS EVENT_FIELDS(payload).event_type,
   amount_text AS EVENT_FIELDS(payload).amount,
-  -- ISO-8601 with Z whose date exists (the pattern spells out days per month and Feb 29 in leap
-  -- years: TRY_CAST alone would turn Feb 30 into Feb 28), else epoch milliseconds of up to 15
-  -- digits. REGEXP caches its compiled pattern; REGEXP_EXTRACT compiles on every call, so it only
-  -- gets the short epoch pattern. A record without a usable time gets 0000-12-31 23:59:59.999,
+  -- The time rule above, in EVENT_FIELDS (deploy/src/.../EventTime.java): epoch milliseconds of
+  -- up to 15 digits, or ISO-8601 ending in Z whose date exists (days per month, Feb 29 in leap
+  -- years); NULL for anything else. A record without a usable time gets 0000-12-31 23:59:59.999,
   -- earlier than any valid time: it marks the time unparseable and can never move the watermark
   -- (a rowtime must not be NULL).
-  event_time AS COALESCE(
-    CASE
-      WHEN REGEXP(EVENT_FIELDS(payload).event_time,
-        '^(?:[0-9]{4}-(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])|(?:0[13-9]|1[0-2])-(?:29|30)|(?:0[13578]|1[02])-31)|(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:[02468][048]|[13579][26])00)-02-29)T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:[.][0-9]{1,9})?Z\z')
-        THEN CAST(TRY_CAST(REPLACE(REPLACE(EVENT_FIELDS(payload).event_time, 'T', ' '), 'Z', '') AS TIMESTAMP(3)) AS TIMESTAMP_LTZ(3))
-      ELSE TO_TIMESTAMP_LTZ(CAST(REGEXP_EXTRACT(EVENT_FIELDS(payload).event_time, '^[0-9]{1,15}\z', 0) AS BIGINT), 3)
-    END,
-    TO_TIMESTAMP_LTZ(-62135596800001, 3)),
+  event_time AS COALESCE(TO_TIMESTAMP_LTZ(EVENT_FIELDS(payload).event_time_ms, 3), TO_TIMESTAMP_LTZ(-62135596800001, 3)),
   proc_time AS PROCTIME(),
   -- Only a valid record moves the watermark (NULL never does). The same test as `events`'
   -- reject_reason IS NULL (views/events.sql): keep the two equal. A valid event may be dated up

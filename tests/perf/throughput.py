@@ -27,6 +27,9 @@ import os
 import re
 import resource
 import shutil
+import statistics
+import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -38,7 +41,9 @@ from pyflink.table import StatementSet, TableEnvironment
 
 from jobs import config as job_config
 from jobs import counters, environment, pipeline
-from jobs.sql_catalog import Catalog, Statement, load_catalog
+from jobs.sql_catalog import Catalog, Statement, expand_like, load_catalog, render
+from tests.perf.baseline_features import WindowedFeatures
+from tests.perf.baseline_features import parse as parse_event
 from tests.perf.events import PERF_DIR, cached_events, distinct_txids
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,7 +52,6 @@ SQL_DIR = ROOT / "sql"
 USERS = 100_000
 PARALLELISM = 2
 WARMUP_EVENTS = 300_000
-LEVER_EVENTS = 1_000_000
 STATE_EVENTS = 2_000_000  # window state is steady by then; dedup bytes per txid do not depend on it
 FRESH_INTERVAL_S = 5  # features.fresh.interval.seconds, shipped; 0 turns fresh slices off
 
@@ -56,15 +60,6 @@ HEAP = {"state.backend.type": "hashmap"}
 # buffers flush constantly and compaction stalls writes (< 5k events/s here). 1 GB (512 MB per
 # slot) is nearer what a Managed Flink KPU (1 vCPU, 4 GB) gives its slot.
 ROCKSDB = {"state.backend.type": "rocksdb", "taskmanager.memory.managed.size": "1g"}
-# One setting changed at a time against the job's own (heap state, parallelism 2).
-LEVERS: dict[str, dict[str, str]] = {
-    "two-phase window aggregation (Flink's default)": {"table.optimizer.agg-phase-strategy": "TWO_PHASE"},
-    "mini-batch (1 s, 5000 rows)": {"table.exec.mini-batch.enabled": "true",
-                                    "table.exec.mini-batch.allow-latency": "1 s",
-                                    "table.exec.mini-batch.size": "5000"},
-    "object reuse": {"pipeline.object-reuse": "true"},
-}
-
 Build = Callable[[], StatementSet]
 
 
@@ -97,17 +92,6 @@ class StateFigure:
         return self.dedup_bytes / self.txids
 
 
-@dataclass
-class Results:
-    events: int
-    load_before: str
-    load_after: str = ""
-    figures: dict[str, Figure] = field(default_factory=dict)
-    levers: list[tuple[str, Figure]] = field(default_factory=list)
-    state: list[StateFigure] = field(default_factory=list)
-    python_peak_rss_mb: float = 0.0
-
-
 # --- input ---------------------------------------------------------------------------------
 
 def input_path(events: int, parallelism: int) -> Path:
@@ -129,12 +113,47 @@ def input_path(events: int, parallelism: int) -> Path:
     return folder
 
 
+def _copies(folder: Path, copies: int) -> Path:
+    """A folder of links to the files of ``folder``, each ``copies`` times (no extra disk)."""
+    if copies == 1:
+        return folder
+    linked = folder.with_name(f"{folder.name}-x{copies}")
+    if not linked.is_dir():
+        partial = linked.with_name(f".{linked.name}.{os.getpid()}")
+        partial.mkdir(parents=True)
+        for copy in range(copies):
+            for part in sorted(folder.iterdir()):
+                (partial / f"{copy}-{part.name}").symlink_to(part.resolve())
+        partial.rename(linked)
+    return linked
+
+
 def _distinct_users(path: Path) -> int:
     users = set()
     with path.open(encoding="utf-8") as lines:
         for line in lines:
             users.add(line.split('"user_id": "', 1)[1].split('"', 1)[0])
     return len(users)
+
+
+# --- the parse before EVENT_FIELDS ------------------------------------------------------------
+
+BEFORE_DIR = Path(__file__).resolve().parent / "before"
+
+
+def parse_before(catalog: Catalog, config: job_config.Config) -> Catalog:
+    """``catalog`` with the parse it had before EVENT_FIELDS (tests/perf/before/: JSON_VALUE per
+    field, the time rule in SQL), everything else the same."""
+    def before(statement: Statement) -> Statement:
+        replacement = BEFORE_DIR / statement.path.name
+        if statement.path.name not in ("events_parsed.sql", "events.sql") or statement.path.parent.name not in ("sources", "views"):
+            return statement
+        text = render(replacement.read_text(encoding="utf-8"), config, replacement)
+        old = Statement(replacement, 1, text)
+        return expand_like(old, catalog.tables[0]) if statement in catalog.tables else old
+
+    return dataclasses.replace(catalog, functions=[], tables=[before(s) for s in catalog.tables],
+                               views=[before(s) for s in catalog.views])
 
 
 # --- environment and runs ------------------------------------------------------------------
@@ -241,19 +260,23 @@ def ceiling_datagen(events: int, parallelism: int, options: dict[str, str]) -> S
     return statement_set
 
 
-def ceiling_file(events: int, parallelism: int, options: dict[str, str]) -> StatementSet:
-    """The raw lines (sources/file/events_raw.sql) into a blackhole: the source alone."""
-    t_env, config = _table_env(input_path(events, parallelism).as_uri(), parallelism, options)
+def ceiling_file(events: int, parallelism: int, options: dict[str, str], copies: int = 1) -> StatementSet:
+    """The raw lines (sources/file/events_raw.sql), ``copies`` times over, into a blackhole: the
+    source alone."""
+    t_env, config = _table_env(_copies(input_path(events, parallelism), copies).as_uri(), parallelism, options)
     t_env.execute_sql(load_catalog(SQL_DIR, "file", config).tables[0].text)
     statement_set = t_env.create_statement_set()
     _blackhole_like(t_env, "raw_sink", "SELECT payload FROM events_raw", statement_set)
     return statement_set
 
 
-def parse_only(events: int, parallelism: int, options: dict[str, str]) -> StatementSet:
-    """Every column of `events` (parse, watermark, reject reason) into a blackhole."""
+def parse_only(events: int, parallelism: int, options: dict[str, str], *, old_parse: bool = False) -> StatementSet:
+    """Every column of `events` (parse, watermark, reject reason) into a blackhole; ``old_parse``:
+    with the JSON_VALUE parse it replaced."""
     t_env, config = _table_env(input_path(events, parallelism).as_uri(), parallelism, options)
     catalog = load_catalog(SQL_DIR, "file", config)
+    if old_parse:
+        catalog = parse_before(catalog, config)
     for statement in catalog.definitions:
         t_env.execute_sql(statement.text)
     statement_set = t_env.create_statement_set()
@@ -273,15 +296,17 @@ def _left_open(catalog: Catalog) -> Catalog:
 
 
 def hot_path(events: int, parallelism: int, options: dict[str, str], *, fixed_sinks: bool = False,
-             left_open: bool = False, fresh_interval_s: int = 0) -> StatementSet:
+             left_open: bool = False, fresh_interval_s: int = 0, old_parse: bool = False) -> StatementSet:
     """Parse -> dedup -> every shipped feature -> blackhole sinks with all feature columns.
 
     ``fixed_sinks`` adds sql/sinks/*.sql as the job has them: five counters and the (here empty)
     quarantine and late outputs. ``fresh_interval_s`` adds the fresh slices (versions written
-    that often) into blackhole sinks too.
+    that often) into blackhole sinks too. ``old_parse``: with the parse before EVENT_FIELDS.
     """
     t_env, config = _table_env(input_path(events, parallelism).as_uri(), parallelism, options, fresh_interval_s)
     catalog = load_catalog(SQL_DIR, "file", config)
+    if old_parse:
+        catalog = parse_before(catalog, config)
     if left_open:
         catalog = _left_open(catalog)
     statement_set = t_env.create_statement_set()
@@ -296,7 +321,8 @@ def hot_path(events: int, parallelism: int, options: dict[str, str], *, fixed_si
     return statement_set
 
 
-def whole_job(events: int, parallelism: int, options: dict[str, str], fresh_interval_s: int) -> StatementSet:
+def whole_job(events: int, parallelism: int, options: dict[str, str], fresh_interval_s: int, *,
+              old_parse: bool = False) -> StatementSet:
     """The job's whole statement set (jobs.pipeline.build) minus PostgreSQL: every Parquet
     output on local disk, counters, progress markers, fresh slices every ``fresh_interval_s`` (0: none)."""
     out, checkpoints = PERF_DIR / "out" / "whole-job", PERF_DIR / "checkpoints" / "whole-job"
@@ -308,8 +334,9 @@ def whole_job(events: int, parallelism: int, options: dict[str, str], fresh_inte
         "execution.checkpointing.interval": "10 s", "execution.checkpointing.dir": checkpoints.as_uri(), **options},
         fresh_interval_s)
     config = config.with_overrides({"output": {"path": out.as_uri()}})
-    return pipeline.build(t_env, load_catalog(SQL_DIR, "file", config), config, output_root=out.as_uri(),
-                          jdbc_password=None, streaming_commit=True).statement_set
+    catalog = load_catalog(SQL_DIR, "file", config)
+    return pipeline.build(t_env, parse_before(catalog, config) if old_parse else catalog, config,
+                          output_root=out.as_uri(), jdbc_password=None, streaming_commit=True).statement_set
 
 
 # --- state ---------------------------------------------------------------------------------
@@ -375,88 +402,187 @@ def measure_state(backend: str, options: dict[str, str], events: int) -> StateFi
     return figure
 
 
-# --- the whole section ---------------------------------------------------------------------
+# --- variants, each run in a JVM of its own -------------------------------------------------
+
+@dataclass(frozen=True)
+class Variant:
+    """One measured configuration: what it builds for n events, and how many rows that makes."""
+
+    name: str
+    build: Callable[[int], StatementSet] | None  # None: the Python baseline (no Flink)
+    scale: int = 1  # rows per input event
+
+
+# The ceilings make or read that many rows per event, for >= 10 s at the rates they reach here.
+DATAGEN_SCALE = 15
+FILE_CEILING_COPIES = 40
+
+VARIANTS = [
+    Variant("ceiling: datagen -> blackhole",
+            lambda n: ceiling_datagen(n * DATAGEN_SCALE, PARALLELISM, dict(HEAP)), DATAGEN_SCALE),
+    Variant("ceiling: raw lines -> blackhole",
+            lambda n: ceiling_file(n, PARALLELISM, dict(HEAP), copies=FILE_CEILING_COPIES), FILE_CEILING_COPIES),
+    Variant("parse: JSON_VALUE per field (before)", lambda n: parse_only(n, PARALLELISM, dict(HEAP), old_parse=True)),
+    Variant("parse: EVENT_FIELDS, one parse (the job)", lambda n: parse_only(n, PARALLELISM, dict(HEAP))),
+    Variant("hot path, heap: JSON_VALUE parse (before)", lambda n: hot_path(n, PARALLELISM, dict(HEAP), old_parse=True)),
+    Variant("hot path, heap (the job, local)", lambda n: hot_path(n, PARALLELISM, dict(HEAP))),
+    Variant("hot path, RocksDB: JSON_VALUE parse (before)",
+            lambda n: hot_path(n, PARALLELISM, dict(ROCKSDB), old_parse=True)),
+    Variant("hot path, RocksDB (the job, Managed Flink)", lambda n: hot_path(n, PARALLELISM, dict(ROCKSDB))),
+    Variant("whole job, heap: JSON_VALUE parse (before)",
+            lambda n: whole_job(n, PARALLELISM, dict(HEAP), 0, old_parse=True)),
+    Variant("whole job, heap (the job)", lambda n: whole_job(n, PARALLELISM, dict(HEAP), 0)),
+    Variant(f"whole job, heap, with fresh slices every {FRESH_INTERVAL_S} s (as shipped)",
+            lambda n: whole_job(n, PARALLELISM, dict(HEAP), FRESH_INTERVAL_S)),
+    Variant(f"whole job, RocksDB, with fresh slices every {FRESH_INTERVAL_S} s (as shipped to Managed Flink)",
+            lambda n: whole_job(n, PARALLELISM, dict(ROCKSDB), FRESH_INTERVAL_S)),
+    Variant("Python baseline: one thread, dicts", None),
+]
+# RocksDB levers: the RocksDB hot path with one setting changed. "job" marks what the job can set
+# on Managed Flink (table and pipeline options); the others are the state backend's, which Managed
+# Flink fixes, so they only speak for local runs.
+ROCKSDB_LEVERS: dict[str, dict[str, str]] = {
+    "object reuse (job)": {"pipeline.object-reuse": "true"},
+    "mini-batch 1 s / 5000 rows (job)": {"table.exec.mini-batch.enabled": "true",
+                                         "table.exec.mini-batch.allow-latency": "1 s",
+                                         "table.exec.mini-batch.size": "5000"},
+    "window buffer 1M rows, default 100k (job)": {"table.exec.window-agg.buffer-size-limit": "1000000"},
+    "timers on the heap (local only)": {"state.backend.rocksdb.timer-service.factory": "HEAP"},
+    "bloom filter (local only)": {"state.backend.rocksdb.use-bloom-filter": "true"},
+    "managed memory 2 GB, default here 1 GB (local only)": {"taskmanager.memory.managed.size": "2g"},
+}
+VARIANTS += [Variant(f"RocksDB lever: {name}", lambda n, o=options: hot_path(n, PARALLELISM, {**ROCKSDB, **o}))
+             for name, options in ROCKSDB_LEVERS.items()]
+BY_NAME = {variant.name: variant for variant in VARIANTS}
+BEFORE_AFTER = [("parse: JSON_VALUE per field (before)", "parse: EVENT_FIELDS, one parse (the job)"),
+                ("hot path, heap: JSON_VALUE parse (before)", "hot path, heap (the job, local)"),
+                ("hot path, RocksDB: JSON_VALUE parse (before)", "hot path, RocksDB (the job, Managed Flink)"),
+                ("whole job, heap: JSON_VALUE parse (before)", "whole job, heap (the job)")]
+ROCKSDB_REFERENCE = "hot path, RocksDB (the job, Managed Flink)"
+
+
+def python_baseline(events: int) -> Figure:
+    """The shipped features in one Python thread (tests/perf/baseline_features.py: json.loads, a
+    set of txids, dicts of windows, an event-time watermark; no I/O, no fault tolerance)."""
+    path = cached_events(events, users=USERS)
+    features = WindowedFeatures(delay_ms=30_000)
+    started = time.perf_counter()
+    with path.open("rb") as lines:
+        for number, line in enumerate(lines):
+            event = parse_event(line)
+            if event is not None:
+                features.add(event)
+            if number % 10_000 == 0:
+                features.pop_final()
+    features.pop_final(flush_all=True)
+    seconds = time.perf_counter() - started
+    return Figure("Python baseline: one thread, dicts", events, seconds,
+                  resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
+def run_variant(name: str, events: int, warmup: int) -> Figure:
+    """In this process: a warm-up run of the same variant (JIT, class loading), then the measured one."""
+    variant = BY_NAME[name]
+    if variant.build is None:
+        python_baseline(min(events, warmup))
+        return python_baseline(events)
+    if warmup:
+        measure("warm-up (not reported)", warmup * variant.scale, lambda: variant.build(warmup))
+    return measure(name, events * variant.scale, lambda: variant.build(events))
+
+
+def _in_own_jvm(name: str, events: int, warmup: int) -> Figure:
+    """One variant in a fresh Python process, so a fresh JVM: nothing carries over between variants."""
+    command = [sys.executable, "-m", "tests.perf.throughput", "--variant", name, "--events", str(events),
+               "--warmup", str(warmup)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYFLINK")}
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+    results = [line for line in done.stdout.splitlines() if line.startswith(RESULT)]
+    if done.returncode or not results:
+        raise RuntimeError(f"variant {name!r} failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    return Figure(**json.loads(results[-1][len(RESULT):]))
+
+
+RESULT = "RESULT "
+
+
+@dataclass
+class Results:
+    events: int
+    repeats: int
+    load_before: str
+    load_after: str = ""
+    runs: dict[str, list[Figure]] = field(default_factory=dict)
+    state: list[StateFigure] = field(default_factory=list)
+
+    def rates(self, name: str) -> list[float]:
+        return [figure.rate for figure in self.runs.get(name, [])]
+
+    def median(self, name: str) -> float:
+        return statistics.median(self.rates(name))
+
 
 def _load() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
-def run(events: int) -> Results:
-    """Every figure, in one JVM, side by side."""
-    results = Results(events, _load())
-    print(f"throughput: {events:,} events, {USERS:,} users, 10% re-sent; load {results.load_before}", flush=True)
+def run(events: int, repeats: int, warmup: int = WARMUP_EVENTS) -> Results:
+    """Every variant ``repeats`` times, each run in its own JVM, the order rotated every round so no
+    variant always runs first or after the same neighbour; then the state sizes (once per backend)."""
+    results = Results(events, repeats, _load())
+    print(f"throughput: {events:,} events, {USERS:,} users, 10% re-sent, {repeats} rounds; load {results.load_before}",
+          flush=True)
     for parallelism in (1, PARALLELISM):
         input_path(events, parallelism)
-    levers = min(events, LEVER_EVENTS)
-    # Warm the JVM (JIT, class loading) so the first measured variant is not penalised.
-    measure("warm-up (not reported)", min(events, WARMUP_EVENTS),
-            lambda: hot_path(min(events, WARMUP_EVENTS), PARALLELISM, dict(HEAP)))
-    main: dict[str, Build] = {
-        "ceiling: datagen -> blackhole": lambda: ceiling_datagen(events, PARALLELISM, dict(HEAP)),
-        "ceiling: raw lines -> blackhole": lambda: ceiling_file(events, PARALLELISM, dict(HEAP)),
-        "parse only -> blackhole": lambda: parse_only(events, PARALLELISM, dict(HEAP)),
-        "hot path, heap state (local)": lambda: hot_path(events, PARALLELISM, dict(HEAP)),
-        "hot path, RocksDB state (Managed Flink)": lambda: hot_path(events, PARALLELISM, dict(ROCKSDB)),
-    }
-    for name, build in main.items():
-        results.figures[name] = measure(name, events, build)
-    variants: dict[str, Build] = {
-        "as the job runs": lambda: hot_path(levers, PARALLELISM, dict(HEAP)),
-        f"with fresh slices (every {FRESH_INTERVAL_S} s, into blackholes too)":
-            lambda: hot_path(levers, PARALLELISM, dict(HEAP), fresh_interval_s=FRESH_INTERVAL_S),
-    }
-    variants.update({name: (lambda options=options: hot_path(levers, PARALLELISM, {**HEAP, **options}))
-                     for name, options in LEVERS.items()})
-    variants["parallelism 1"] = lambda: hot_path(levers, 1, dict(HEAP))
-    variants["with the job's fixed sinks (5 counters, quarantine, late)"] = \
-        lambda: hot_path(levers, PARALLELISM, dict(HEAP), fixed_sinks=True)
-    variants["the whole job: its Parquet outputs on local disk, counters, progress (no PostgreSQL), no fresh slices"] = \
-        lambda: whole_job(levers, PARALLELISM, dict(HEAP), 0)
-    variants[f"the same with fresh slices (every {FRESH_INTERVAL_S} s, their Parquet changelog too)"] = \
-        lambda: whole_job(levers, PARALLELISM, dict(HEAP), FRESH_INTERVAL_S)
-    for name, build in variants.items():
-        results.levers.append((name, measure(f"lever: {name}", levers, build)))
+    names = [variant.name for variant in VARIANTS]
+    for round_number in range(repeats):
+        shift = round_number * len(names) // max(repeats, 1)
+        for name in names[shift:] + names[:shift]:
+            figure = _in_own_jvm(name, events, min(warmup, events))
+            results.runs.setdefault(name, []).append(figure)
+            print(f"round {round_number + 1}: {name:60s} {figure.rate:>12,.0f} events/s {figure.seconds:6.1f} s", flush=True)
     for backend, options in (("heap", HEAP), ("RocksDB", ROCKSDB)):
         results.state.append(measure_state(backend, options, min(events, STATE_EVENTS)))
-    results.python_peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     results.load_after = _load()
     return results
 
 
+def _spread(rates: list[float]) -> str:
+    return f"{min(rates):,.0f} – {max(rates):,.0f}"
+
+
 def markdown(results: Results) -> str:
-    figures = results.figures
-    ceiling = figures["ceiling: raw lines -> blackhole"].rate
-    heap = figures["hot path, heap state (local)"].rate
-    rocks = figures["hot path, RocksDB state (Managed Flink)"].rate
+    python = results.median("Python baseline: one thread, dicts")
     lines = [
         "## Throughput (hot path)",
         "",
         f"{results.events:,} JSON events ({USERS:,} users, 10% re-sent txids, 4 event types), parallelism "
-        f"{PARALLELISM}, one JVM, variants run one after another after a warm-up; load average "
-        f"{results.load_before} before, {results.load_after} after (on {os.cpu_count()} cores). events/s = "
-        "input lines / the job's net runtime. The hot path is the job's own SQL and settings: parse -> "
-        "dedup by txid -> HOP 5m/1m and TUMBLE 1h -> blackhole sinks with every feature column.",
+        f"{PARALLELISM}. Every variant ran {results.repeats} times, each run in a JVM of its own after a warm-up "
+        f"run of {min(WARMUP_EVENTS, results.events):,} events in that JVM, the order rotated every round; load average "
+        f"{results.load_before} before, {results.load_after} after (on {os.cpu_count()} cores). events/s = input rows "
+        "/ the job's net runtime. The hot path is the job's own SQL and settings: parse -> dedup by txid -> HOP "
+        "5m/1m and TUMBLE 1h -> blackhole sinks with every feature column.",
         "",
-        "| Variant | events/s | seconds | JVM peak RSS (MB) |",
-        "| --- | ---: | ---: | ---: |",
+        "| Variant | events/s, median | spread (min – max) | seconds, median | × Python baseline |",
+        "| --- | ---: | ---: | ---: | ---: |",
     ]
-    lines += [f"| {f.name} | {f.rate:,.0f} | {f.seconds:.1f} | {f.jvm_peak_rss_mb:,.0f} |" for f in figures.values()]
-    lines += [
-        "",
-        f"Hot path / raw-lines ceiling: heap {heap / ceiling:.0%}, RocksDB {rocks / ceiling:.0%}. "
-        f"Python process peak RSS: {results.python_peak_rss_mb:,.0f} MB (the JVM does the work).",
-        "",
-        f"Levers ({results.levers[0][1].events:,} events, heap state, one setting changed at a time; "
-        "the job's settings include the winners):",
-        "",
-        "| Setting | events/s | vs the job's settings |",
-        "| --- | ---: | ---: |",
-    ]
-    reference = results.levers[0][1].rate
-    lines += [f"| {name} | {f.rate:,.0f} | {f.rate / reference - 1:+.0%} |" for name, f in results.levers]
-    lines += ["", "Fresh slices cut their versions by processing time: a run that reads these events in seconds "
-              "writes fewer versions per event than a live feed of a few thousand events/s, so their cost here is "
-              "a lower bound (the end-to-end section counts the live rows they write to PostgreSQL)."]
+    for variant in VARIANTS:
+        rates = results.rates(variant.name)
+        if not rates:
+            continue
+        seconds = statistics.median(f.seconds for f in results.runs[variant.name])
+        lines.append(f"| {variant.name} | {statistics.median(rates):,.0f} | {_spread(rates)} | {seconds:.1f} | "
+                     f"{statistics.median(rates) / python:.1f}× |")
+    lines += ["", "Before → after (medians):", ""]
+    for before, after in BEFORE_AFTER:
+        if results.rates(before) and results.rates(after):
+            lines.append(f"- {after}: {results.median(after) / results.median(before):.2f}× {before}")
+    reference = results.median(ROCKSDB_REFERENCE)
+    lines += ["", f"RocksDB levers against {ROCKSDB_REFERENCE} ({reference:,.0f} events/s, median):", ""]
+    for name in ROCKSDB_LEVERS:
+        rates = results.rates(f"RocksDB lever: {name}")
+        if rates:
+            lines.append(f"- {name}: {statistics.median(rates) / reference - 1:+.0%} (spread {_spread(rates)})")
     lines += [
         "",
         "State, from the checkpoint taken once every event was in it (the windows hold the open "
@@ -475,14 +601,22 @@ def markdown(results: Results) -> str:
 
 
 def report(args: argparse.Namespace) -> str:
-    """The Markdown section for `python -m tests.perf` (args.events)."""
-    return markdown(run(args.events))
+    """The Markdown section for `python -m tests.perf` (args.events, args.repeats)."""
+    return markdown(run(args.events, args.repeats))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m tests.perf.throughput", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--events", type=int, default=5_000_000, help="input events (default 5,000,000)")
-    print(report(parser.parse_args()))
+    parser.add_argument("--events", type=int, default=1_000_000, help="input events (default 1,000,000)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of every variant (default 3)")
+    parser.add_argument("--variant", choices=list(BY_NAME), help="run one variant in this process and print its figure")
+    parser.add_argument("--warmup", type=int, default=WARMUP_EVENTS, help="events of the warm-up run before it")
+    args = parser.parse_args()
+    if args.variant:
+        figure = run_variant(args.variant, args.events, args.warmup)
+        print(RESULT + json.dumps(dataclasses.asdict(figure)), flush=True)
+        return
+    print(report(args))
 
 
 if __name__ == "__main__":

@@ -1,19 +1,22 @@
-"""EVENT_FIELDS (sql/functions/event_fields.sql, Java in deploy/src) gives, from one parse, what
-JSON_VALUE(payload, '$.<field>') gives: compared in Flink itself, field by field, over the oracle's
-malformed records, generated events and JSON's corner cases."""
+"""EVENT_FIELDS (sql/functions/event_fields.sql, Java in deploy/src) changes nothing but speed:
+its fields are what JSON_VALUE(payload, '$.<field>') gives, and the `events` view built on it is,
+record by record, what the parse it replaced gave. Compared in Flink itself over the oracle's
+malformed records, generated events, and the corner cases of JSON and of the time rule."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from jobs import config as job_config
 from jobs import environment
 from jobs.sql_catalog import load_catalog
+from tests.perf.throughput import parse_before
 from tests.sql.test_backfill_oracle import MALFORMED, generate
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "deploy" / "config" / "local.json"
-FIELDS = ("txid", "user_id", "event_type", "amount", "event_time")
+FIELDS = ("txid", "user_id", "event_type", "amount", "event_time")  # as JSON_VALUE gives them
 
 CORNERS = [
     '{"txid": 7, "user_id": true, "event_type": false, "amount": 12.50, "event_time": 1767225605123}',
@@ -57,3 +60,44 @@ def test_every_field_is_what_json_value_gives():
                    for row in seen for i, name in enumerate(FIELDS) if row[1 + 2 * i] != row[2 + 2 * i]]
     assert differences == []
     assert sum(1 for row in seen if row[1] is not None) > 300  # most carry a txid: the values were compared
+
+
+TIMES = ["2026-01-01T00:10:00Z", "2026-01-01T00:10:00.1Z", "2026-01-01T00:10:00.123456789Z",
+         "2026-01-01T00:10:00.9999Z", "2024-02-29T12:00:00Z", "2000-02-29T00:00:00Z", "1900-02-29T00:00:00Z",
+         "2100-02-29T00:00:00Z", "2026-02-29T00:00:00Z", "2026-04-31T00:00:00Z", "2026-12-31T23:59:59.999Z",
+         "0000-01-01T00:00:00Z", "0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z", "2026-01-01T24:00:00Z",
+         "2026-01-01T23:60:00Z", "2026-01-01T23:59:60Z", "2026-01-01T00:10:00.Z", "2026-01-01T00:10:00.1234567890Z",
+         "2026-01-01t00:10:00z", "2026-01-01T00:10:00+00:00", "2026-1-01T00:10:00Z", " 2026-01-01T00:10:00Z",
+         "1767225605123", "0", "999999999999999", "1000000000000000", "-1767225605123", "17672256.05123",
+         "1767225605123 ", "١٧٦٧", "", "now"]
+
+
+def test_the_events_view_is_what_it_was_before(tmp_path):
+    """The shipped parse against the one it replaced (tests/perf/before/: JSON_VALUE per field and
+    the time rule in SQL): every column of `events`, reject reason included, record by record."""
+    times = [json.dumps({"txid": f"x-{n}", "user_id": "u-1", "event_type": "A", "event_time": time})
+             for n, time in enumerate(TIMES)]
+    numbers = [json.dumps({"txid": "n", "user_id": "u-1", "event_type": "A", "event_time": 1767225605123 + n})
+               .replace(f"{1767225605123 + n}", text) for n, text in enumerate(["1.767225605123E12", "1767225605123.0", "-0", "1e3"])]
+    payloads = [payload for payload in MALFORMED + CORNERS + times + numbers  # a file holds one per line
+                if "\n" not in payload and "\r" not in payload] + [
+        line for line in generate(seed=6, events=300, users=7, duplicate_share=0.1) if line.strip()]
+    events = tmp_path / "events.jsonl"
+    events.write_text("\n".join(payloads) + "\n", encoding="utf-8")
+    config = job_config.load(CONFIG, "backfill").with_overrides({"backfill": {"input.path": events.as_uri()}})
+    catalog = load_catalog(ROOT / "sql", "file", config)
+    columns = "payload, txid, user_id, event_type, amount, CAST(event_time AS STRING), reject_reason"
+
+    def rows(definitions) -> list[tuple]:
+        t_env = environment.create(config, managed=False, streaming_source=False)
+        for statement in definitions:
+            t_env.execute_sql(statement.text)
+        with t_env.execute_sql(f"SELECT {columns} FROM events").collect() as results:
+            return sorted((tuple(row) for row in results), key=repr)
+
+    now = rows(catalog.definitions)
+    before = rows(parse_before(catalog, config).definitions)
+    assert len(now) == len(payloads)
+    assert [row for row in now if row not in before] == []
+    assert now == before
+    assert {row[-1] for row in now} >= {None, "unparseable event_time", "not a JSON object"}
