@@ -22,10 +22,10 @@ from typing import Any, Callable, Sequence
 
 from tests.perf import end_to_end, report, serving_latency, throughput
 
-QUICK = {"events": 200_000, "backlog_events": 20_000, "warmup_seconds": 5.0, "measure_seconds": 60.0,
+QUICK = {"events": 200_000, "repeats": 1, "backlog_events": 20_000, "warmup_seconds": 5.0, "measure_seconds": 60.0,
          "per_event_seconds": 15.0, "pg_rows": 20_000, "serving_users": 10_000, "serving_hours": 1,
          "serving_requests": 300}
-FULL = {"events": 5_000_000, "backlog_events": 200_000, "warmup_seconds": 20.0, "measure_seconds": 60.0,
+FULL = {"events": 1_000_000, "repeats": 3, "backlog_events": 200_000, "warmup_seconds": 20.0, "measure_seconds": 60.0,
         "per_event_seconds": 60.0, "pg_rows": 200_000, "serving_users": 100_000, "serving_hours": 6,
         "serving_requests": 2000}
 SECTIONS = ("throughput", "end-to-end", "serving")
@@ -36,7 +36,8 @@ def _parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes, a few minutes: a smoke test")
     parser.add_argument("--only", choices=SECTIONS, help="run one section")
-    parser.add_argument("--events", type=int, help="throughput section: events (default 5,000,000)")
+    parser.add_argument("--events", type=int, help="throughput section: events (default 1,000,000)")
+    parser.add_argument("--repeats", type=int, help="throughput section: runs of every variant (default 3)")
     parser.add_argument("--backlog-events", type=int, help="end to end: catch-up backlog (default 200,000)")
     parser.add_argument("--rate", type=float, help="end to end: live events/s (default: half of PutRecords' rate)")
     parser.add_argument("--warmup-seconds", type=float, help="end to end: live feed before measuring (default 20)")

@@ -1,20 +1,24 @@
-"""Throughput of the job's hot path against the machine's ceiling, peak memory and state size.
+"""Throughput of the job's hot path against the machine's ceiling and a Python baseline, and state size.
 
-    python -m tests.perf.throughput [--events 5000000]
+    python -m tests.perf.throughput [--events 1000000] [--repeats 3]
 
-One process, one JVM, every variant side by side after a warm-up run, on the same generated
-events (tests/perf/events.py: 100k users, 10% re-sent txids) split round-robin into one file per
-subtask, as Kinesis shards would be:
-  * ceiling: rows made in the JVM (datagen), and the same raw lines, straight into a blackhole;
-  * parse: sources/events_parsed.sql + views/events.sql, every column into a blackhole;
+Every variant runs in a JVM (a Python process) of its own, after a warm-up run of a third as many
+events in that JVM; every variant runs ``--repeats`` times, the order rotated each round; the
+report gives medians and the spread. The same generated events (tests/perf/events.py: 100k users,
+10% re-sent txids) are split round-robin into one file per subtask, as Kinesis shards would be:
+  * ceilings: rows made in the JVM (datagen), and the raw lines read 40 times over, into a
+    blackhole (>= 10 s each here);
+  * parse: sources/events_parsed.sql + views/events.sql, every column into a blackhole, with
+    EVENT_FIELDS and with the parse it replaced (tests/perf/before/);
   * hot path: parse -> dedup -> both shipped features -> blackhole sinks with every feature
     column (the job's own SQL and settings, via jobs.pipeline.register_features), on the heap
-    (hashmap) state backend (local) and RocksDB (what Managed Flink always uses);
-  * levers: the hot path with one setting changed, with fresh slices (jobs/fresh_slices.py) into
-    blackhole sinks too, and the whole job (jobs.pipeline.build with its Parquet outputs on local
-    disk, no PostgreSQL) with and without fresh slices, on min(events, 1M) events;
+    (hashmap) state backend (local) and RocksDB (what Managed Flink always uses), both parses;
+  * whole job: jobs.pipeline.build with its Parquet outputs on local disk, no PostgreSQL, with
+    and without fresh slices;
+  * RocksDB levers: the RocksDB hot path with one setting changed;
+  * the Python baseline: the shipped features in one Python thread (dicts, no I/O);
   * state: checkpointed bytes of the dedup (per txid) and window operators (per user).
-events/s = input lines / the job's net runtime (from deployment to the end, no JVM start).
+events/s = input rows / the job's net runtime (from deployment to the end, no JVM start).
 Prints figures and asserts nothing; report(args) returns them as a Markdown section.
 """
 
@@ -439,17 +443,15 @@ VARIANTS = [
     Variant("Python baseline: one thread, dicts", None),
 ]
 # RocksDB levers: the RocksDB hot path with one setting changed. "job" marks what the job can set
-# on Managed Flink (table and pipeline options); the others are the state backend's, which Managed
-# Flink fixes, so they only speak for local runs.
+# on Managed Flink (table and pipeline options); a cluster setting is the state backend's, which
+# Managed Flink changes only on a support case.
 ROCKSDB_LEVERS: dict[str, dict[str, str]] = {
     "object reuse (job)": {"pipeline.object-reuse": "true"},
     "mini-batch 1 s / 5000 rows (job)": {"table.exec.mini-batch.enabled": "true",
                                          "table.exec.mini-batch.allow-latency": "1 s",
                                          "table.exec.mini-batch.size": "5000"},
     "window buffer 1M rows, default 100k (job)": {"table.exec.window-agg.buffer-size-limit": "1000000"},
-    "timers on the heap (local only)": {"state.backend.rocksdb.timer-service.factory": "HEAP"},
-    "bloom filter (local only)": {"state.backend.rocksdb.use-bloom-filter": "true"},
-    "managed memory 2 GB, default here 1 GB (local only)": {"taskmanager.memory.managed.size": "2g"},
+    "timers on the heap (cluster setting)": {"state.backend.rocksdb.timer-service.factory": "HEAP"},
 }
 VARIANTS += [Variant(f"RocksDB lever: {name}", lambda n, o=options: hot_path(n, PARALLELISM, {**ROCKSDB, **o}))
              for name, options in ROCKSDB_LEVERS.items()]
@@ -535,10 +537,11 @@ def run(events: int, repeats: int, warmup: int = WARMUP_EVENTS) -> Results:
     for parallelism in (1, PARALLELISM):
         input_path(events, parallelism)
     names = [variant.name for variant in VARIANTS]
+    warmup = min(warmup, events // 3)
     for round_number in range(repeats):
         shift = round_number * len(names) // max(repeats, 1)
         for name in names[shift:] + names[:shift]:
-            figure = _in_own_jvm(name, events, min(warmup, events))
+            figure = _in_own_jvm(name, events, warmup)
             results.runs.setdefault(name, []).append(figure)
             print(f"round {round_number + 1}: {name:60s} {figure.rate:>12,.0f} events/s {figure.seconds:6.1f} s", flush=True)
     for backend, options in (("heap", HEAP), ("RocksDB", ROCKSDB)):
@@ -558,7 +561,7 @@ def markdown(results: Results) -> str:
         "",
         f"{results.events:,} JSON events ({USERS:,} users, 10% re-sent txids, 4 event types), parallelism "
         f"{PARALLELISM}. Every variant ran {results.repeats} times, each run in a JVM of its own after a warm-up "
-        f"run of {min(WARMUP_EVENTS, results.events):,} events in that JVM, the order rotated every round; load average "
+        f"run of a third as many events in that JVM, the order rotated every round; load average "
         f"{results.load_before} before, {results.load_after} after (on {os.cpu_count()} cores). events/s = input rows "
         "/ the job's net runtime. The hot path is the job's own SQL and settings: parse -> dedup by txid -> HOP "
         "5m/1m and TUMBLE 1h -> blackhole sinks with every feature column.",
