@@ -129,8 +129,6 @@ def _initialize_filesystems(config: Config) -> None:
     The local MiniCluster never initializes filesystems with plugins, so without this an s3://
     path fails with "Could not find a file system implementation for scheme 's3'".
     """
-    from pyflink.java_gateway import get_gateway
-
     jvm = get_gateway().jvm
     flink_config = jvm.org.apache.flink.configuration.Configuration()
     endpoint = config.groups.get("output", {}).get("s3.endpoint", "")

@@ -98,38 +98,45 @@ class StateFigure:
 
 # --- input ---------------------------------------------------------------------------------
 
+def _built_once(folder: Path, fill: Callable[[Path], None]) -> Path:
+    """``folder``, filled by ``fill`` in a partial folder first if it does not exist yet, so a
+    reader never sees half of it."""
+    if not folder.is_dir():
+        partial = folder.with_name(f".{folder.name}.{os.getpid()}")
+        partial.mkdir(parents=True)
+        fill(partial)
+        partial.rename(folder)
+    return folder
+
+
 def input_path(events: int, parallelism: int) -> Path:
     """The events file, split round-robin into one file per subtask (a folder) when parallel."""
     source = cached_events(events, users=USERS)
     if parallelism == 1:
         return source
-    folder = source.with_name(f"{source.stem}-split{parallelism}")
-    if not folder.is_dir():
-        partial = folder.with_name(f".{folder.name}.{os.getpid()}")
-        partial.mkdir(parents=True)
+
+    def split(partial: Path) -> None:
         outs = [(partial / f"part-{i}.jsonl").open("w", encoding="utf-8") for i in range(parallelism)]
         with source.open(encoding="utf-8") as lines:
             for number, line in enumerate(lines):
                 outs[number % parallelism].write(line)
         for out in outs:
             out.close()
-        partial.rename(folder)
-    return folder
+
+    return _built_once(source.with_name(f"{source.stem}-split{parallelism}"), split)
 
 
 def _copies(folder: Path, copies: int) -> Path:
     """A folder of links to the files of ``folder``, each ``copies`` times (no extra disk)."""
     if copies == 1:
         return folder
-    linked = folder.with_name(f"{folder.name}-x{copies}")
-    if not linked.is_dir():
-        partial = linked.with_name(f".{linked.name}.{os.getpid()}")
-        partial.mkdir(parents=True)
+
+    def link(partial: Path) -> None:
         for copy in range(copies):
             for part in sorted(folder.iterdir()):
                 (partial / f"{copy}-{part.name}").symlink_to(part.resolve())
-        partial.rename(linked)
-    return linked
+
+    return _built_once(folder.with_name(f"{folder.name}-x{copies}"), link)
 
 
 def _distinct_users(path: Path) -> int:
