@@ -150,20 +150,20 @@ def _distinct_users(path: Path) -> int:
 # --- the parse before EVENT_FIELDS ------------------------------------------------------------
 
 BEFORE_DIR = Path(__file__).resolve().parent / "before"
+BEFORE_FILES = ("events_parsed.sql", "events.sql")  # sources/ and views/: the only files it replaces
 
 
 def parse_before(catalog: Catalog, config: job_config.Config) -> Catalog:
     """``catalog`` with the parse it had before EVENT_FIELDS (tests/perf/before/: JSON_VALUE per
     field, the time rule in SQL), everything else the same."""
     def before(statement: Statement) -> Statement:
-        replacement = BEFORE_DIR / statement.path.name
-        if statement.path.name not in ("events_parsed.sql", "events.sql") or statement.path.parent.name not in ("sources", "views"):
+        if statement.path.name not in BEFORE_FILES:
             return statement
-        text = render(replacement.read_text(encoding="utf-8"), config, replacement)
-        old = Statement(replacement, 1, text)
-        return expand_like(old, catalog.tables[0]) if statement in catalog.tables else old
+        path = BEFORE_DIR / statement.path.name
+        return Statement(path, 1, render(path.read_text(encoding="utf-8"), config, path))
 
-    return dataclasses.replace(catalog, functions=[], tables=[before(s) for s in catalog.tables],
+    base = catalog.tables[0]
+    return dataclasses.replace(catalog, functions=[], tables=[expand_like(before(s), base) for s in catalog.tables],
                                views=[before(s) for s in catalog.views])
 
 
@@ -500,6 +500,9 @@ def run_variant(name: str, events: int, warmup: int) -> Figure:
     return measure(name, events * variant.scale, lambda: variant.build(events))
 
 
+RESULT = "RESULT "  # a child's stdout line carrying its figure as JSON
+
+
 def _in_own_jvm(name: str, events: int, warmup: int) -> Figure:
     """One variant in a fresh Python process, so a fresh JVM: nothing carries over between variants."""
     command = [sys.executable, "-m", "tests.perf.throughput", "--variant", name, "--events", str(events),
@@ -510,9 +513,6 @@ def _in_own_jvm(name: str, events: int, warmup: int) -> Figure:
     if done.returncode or not results:
         raise RuntimeError(f"variant {name!r} failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
     return Figure(**json.loads(results[-1][len(RESULT):]))
-
-
-RESULT = "RESULT "
 
 
 @dataclass

@@ -88,13 +88,12 @@ public class EventFields extends ScalarFunction {
     private static StringData scalarText(JsonParser parser, JsonToken value) throws IOException {
         switch (value) {
             case VALUE_STRING:
+            case VALUE_TRUE:
+            case VALUE_FALSE:
                 return StringData.fromString(parser.getText());
             case VALUE_NUMBER_INT:
             case VALUE_NUMBER_FLOAT:
                 return StringData.fromString(parser.getNumberValue().toString());
-            case VALUE_TRUE:
-            case VALUE_FALSE:
-                return StringData.fromString(parser.getText());
             default: // null, object, array
                 return null;
         }

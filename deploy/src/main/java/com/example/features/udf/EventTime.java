@@ -50,10 +50,10 @@ final class EventTime {
                 return false;
             }
         }
-        int fractionDigits = length - 1 - 20;  // after "ss." and before "Z"
         if (length == 20) {
             return true;
         }
+        int fractionDigits = length - 1 - 20;  // after "ss." and before "Z"
         if (text.charAt(19) != '.' || fractionDigits < 1 || fractionDigits > 9) {
             return false;
         }
