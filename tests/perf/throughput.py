@@ -64,6 +64,8 @@ HEAP = {"state.backend.type": "hashmap"}
 # buffers flush constantly and compaction stalls writes (< 5k events/s here). 1 GB (512 MB per
 # slot) is nearer what a Managed Flink KPU (1 vCPU, 4 GB) gives its slot.
 ROCKSDB = {"state.backend.type": "rocksdb", "taskmanager.memory.managed.size": "1g"}
+# The job's settings before the hot-path work (with the parse of tests/perf/before/).
+BEFORE = {"pipeline.object-reuse": "false", "state.backend.rocksdb.use-bloom-filter": "false"}
 Build = Callable[[], StatementSet]
 
 
@@ -433,15 +435,17 @@ VARIANTS = [
             lambda n: ceiling_datagen(n * DATAGEN_SCALE, PARALLELISM, dict(HEAP)), DATAGEN_SCALE),
     Variant("ceiling: raw lines -> blackhole",
             lambda n: ceiling_file(n, PARALLELISM, dict(HEAP), copies=FILE_CEILING_COPIES), FILE_CEILING_COPIES),
-    Variant("parse: JSON_VALUE per field (before)", lambda n: parse_only(n, PARALLELISM, dict(HEAP), old_parse=True)),
+    Variant("parse, before: JSON_VALUE per field, settings before",
+            lambda n: parse_only(n, PARALLELISM, {**HEAP, **BEFORE}, old_parse=True)),
     Variant("parse: EVENT_FIELDS, one parse (the job)", lambda n: parse_only(n, PARALLELISM, dict(HEAP))),
-    Variant("hot path, heap: JSON_VALUE parse (before)", lambda n: hot_path(n, PARALLELISM, dict(HEAP), old_parse=True)),
+    Variant("hot path, heap, before: JSON_VALUE parse, settings before",
+            lambda n: hot_path(n, PARALLELISM, {**HEAP, **BEFORE}, old_parse=True)),
     Variant("hot path, heap (the job, local)", lambda n: hot_path(n, PARALLELISM, dict(HEAP))),
-    Variant("hot path, RocksDB: JSON_VALUE parse (before)",
-            lambda n: hot_path(n, PARALLELISM, dict(ROCKSDB), old_parse=True)),
+    Variant("hot path, RocksDB, before: JSON_VALUE parse, settings before",
+            lambda n: hot_path(n, PARALLELISM, {**ROCKSDB, **BEFORE}, old_parse=True)),
     Variant("hot path, RocksDB (the job, Managed Flink)", lambda n: hot_path(n, PARALLELISM, dict(ROCKSDB))),
-    Variant("whole job, heap: JSON_VALUE parse (before)",
-            lambda n: whole_job(n, PARALLELISM, dict(HEAP), 0, old_parse=True)),
+    Variant("whole job, heap, before: JSON_VALUE parse, settings before",
+            lambda n: whole_job(n, PARALLELISM, {**HEAP, **BEFORE}, 0, old_parse=True)),
     Variant("whole job, heap (the job)", lambda n: whole_job(n, PARALLELISM, dict(HEAP), 0)),
     Variant(f"whole job, heap, with fresh slices every {FRESH_INTERVAL_S} s (as shipped)",
             lambda n: whole_job(n, PARALLELISM, dict(HEAP), FRESH_INTERVAL_S)),
@@ -451,22 +455,24 @@ VARIANTS = [
 ]
 # RocksDB levers: the RocksDB hot path with one setting changed. "job" marks what the job can set
 # on Managed Flink (table and pipeline options); a cluster setting is the state backend's, which
-# Managed Flink changes only on a support case.
+# Managed Flink changes only on a support case. Not here: RocksDB timers on the heap
+# (state.backend.rocksdb.timer-service.factory: HEAP), which ran +70-115% because Flink 1.20's
+# window operators then emit only a fraction of their windows (README "Performance").
 ROCKSDB_LEVERS: dict[str, dict[str, str]] = {
-    "object reuse (job)": {"pipeline.object-reuse": "true"},
+    "object reuse off (as before; the job sets it on)": {"pipeline.object-reuse": "false"},
+    "bloom filter off (as before; the job sets it on)": {"state.backend.rocksdb.use-bloom-filter": "false"},
     "mini-batch 1 s / 5000 rows (job)": {"table.exec.mini-batch.enabled": "true",
                                          "table.exec.mini-batch.allow-latency": "1 s",
                                          "table.exec.mini-batch.size": "5000"},
     "window buffer 1M rows, default 100k (job)": {"table.exec.window-agg.buffer-size-limit": "1000000"},
-    "timers on the heap (cluster setting)": {"state.backend.rocksdb.timer-service.factory": "HEAP"},
 }
 VARIANTS += [Variant(f"RocksDB lever: {name}", lambda n, o=options: hot_path(n, PARALLELISM, {**ROCKSDB, **o}))
              for name, options in ROCKSDB_LEVERS.items()]
 BY_NAME = {variant.name: variant for variant in VARIANTS}
-BEFORE_AFTER = [("parse: JSON_VALUE per field (before)", "parse: EVENT_FIELDS, one parse (the job)"),
-                ("hot path, heap: JSON_VALUE parse (before)", "hot path, heap (the job, local)"),
-                ("hot path, RocksDB: JSON_VALUE parse (before)", "hot path, RocksDB (the job, Managed Flink)"),
-                ("whole job, heap: JSON_VALUE parse (before)", "whole job, heap (the job)")]
+BEFORE_AFTER = [("parse, before: JSON_VALUE per field, settings before", "parse: EVENT_FIELDS, one parse (the job)"),
+                ("hot path, heap, before: JSON_VALUE parse, settings before", "hot path, heap (the job, local)"),
+                ("hot path, RocksDB, before: JSON_VALUE parse, settings before", "hot path, RocksDB (the job, Managed Flink)"),
+                ("whole job, heap, before: JSON_VALUE parse, settings before", "whole job, heap (the job)")]
 ROCKSDB_REFERENCE = "hot path, RocksDB (the job, Managed Flink)"
 
 
@@ -535,15 +541,16 @@ def _load() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
-def run(events: int, repeats: int, warmup: int = WARMUP_EVENTS) -> Results:
+def run(events: int, repeats: int, warmup: int = WARMUP_EVENTS, select: tuple[str, ...] = ()) -> Results:
     """Every variant ``repeats`` times, each run in its own JVM, the order rotated every round so no
-    variant always runs first or after the same neighbour; then the state sizes (once per backend)."""
+    variant always runs first or after the same neighbour; then the state sizes (once per backend).
+    ``select``: only the variants whose name holds one of these texts, and no state sizes."""
     results = Results(events, repeats, _load())
     print(f"throughput: {events:,} events, {USERS:,} users, 10% re-sent, {repeats} rounds; load {results.load_before}",
           flush=True)
     for parallelism in (1, PARALLELISM):
         input_path(events, parallelism)
-    names = [variant.name for variant in VARIANTS]
+    names = [variant.name for variant in VARIANTS if not select or any(part in variant.name for part in select)]
     warmup = min(warmup, events // 3)
     for round_number in range(repeats):
         shift = round_number * len(names) // max(repeats, 1)
@@ -551,7 +558,7 @@ def run(events: int, repeats: int, warmup: int = WARMUP_EVENTS) -> Results:
             figure = _in_own_jvm(name, events, warmup)
             results.runs.setdefault(name, []).append(figure)
             print(f"round {round_number + 1}: {name:60s} {figure.rate:>12,.0f} events/s {figure.seconds:6.1f} s", flush=True)
-    for backend, options in (("heap", HEAP), ("RocksDB", ROCKSDB)):
+    for backend, options in () if select else (("heap", HEAP), ("RocksDB", ROCKSDB)):
         results.state.append(measure_state(backend, options, min(events, STATE_EVENTS)))
     results.load_after = _load()
     return results
@@ -612,7 +619,7 @@ def markdown(results: Results) -> str:
 
 def report(args: argparse.Namespace) -> str:
     """The Markdown section for `python -m tests.perf` (args.events, args.repeats)."""
-    return markdown(run(args.events, args.repeats))
+    return markdown(run(args.events, args.repeats, select=tuple(getattr(args, "select", None) or ())))
 
 
 def main() -> None:
@@ -621,6 +628,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="runs of every variant (default 3)")
     parser.add_argument("--variant", choices=list(BY_NAME), help="run one variant in this process and print its figure")
     parser.add_argument("--warmup", type=int, default=WARMUP_EVENTS, help="events of the warm-up run before it")
+    parser.add_argument("--select", action="append", metavar="TEXT",
+                        help="only the variants whose name holds TEXT (repeatable), no state sizes")
     args = parser.parse_args()
     if args.variant:
         figure = run_variant(args.variant, args.events, args.warmup)

@@ -62,7 +62,7 @@ public class EventFields extends ScalarFunction {
 
     /** The fields of one payload; decoded text, as JSON_VALUE sees it. */
     static RowData parse(String payload) {
-        GenericRowData fields = new GenericRowData(ARITY);
+        String[] texts = new String[FIELDS.length];
         try (JsonParser parser = JSON.createParser(payload)) {
             if (parser.nextToken() != JsonToken.START_OBJECT) {
                 return new GenericRowData(ARITY);
@@ -74,29 +74,42 @@ public class EventFields extends ScalarFunction {
                     parser.skipChildren(); // still checks the nested JSON is well formed
                 }
                 if (index >= 0) {
-                    fields.setField(index, scalarText(parser, value));
+                    texts[index] = scalarText(parser, value);
                 }
             }
         } catch (IOException malformed) {
             return new GenericRowData(ARITY);
         }
-        StringData time = fields.getString(EVENT_TIME);
-        fields.setField(EVENT_TIME_MS, time == null ? null : EventTime.millis(time.toString()));
+        GenericRowData fields = new GenericRowData(ARITY);
+        for (int i = 0; i < texts.length; i++) {
+            fields.setField(i, texts[i] == null ? null : utf8(texts[i]));
+        }
+        fields.setField(EVENT_TIME_MS, texts[EVENT_TIME] == null ? null : EventTime.millis(texts[EVENT_TIME]));
         return fields;
     }
 
-    private static StringData scalarText(JsonParser parser, JsonToken value) throws IOException {
+    private static String scalarText(JsonParser parser, JsonToken value) throws IOException {
         switch (value) {
             case VALUE_STRING:
             case VALUE_TRUE:
             case VALUE_FALSE:
-                return StringData.fromString(parser.getText());
+                return parser.getText();
             case VALUE_NUMBER_INT:
             case VALUE_NUMBER_FLOAT:
-                return StringData.fromString(parser.getNumberValue().toString());
+                return parser.getNumberValue().toString();
             default: // null, object, array
                 return null;
         }
+    }
+
+    /**
+     * Text as UTF-8 bytes now, not a Java string encoded later: every chained operator copies the
+     * row's strings, and a string that is not yet bytes is encoded again by each copy.
+     */
+    private static StringData utf8(String text) {
+        BinaryStringData bytes = BinaryStringData.fromString(text);
+        bytes.ensureMaterialized();
+        return bytes;
     }
 
     private static int indexOf(String name) {
