@@ -154,11 +154,13 @@ def _table_options(config: Config, streaming_source: bool) -> dict[str, str]:
         # buffer, serialization and merge (tests/perf/throughput.py: the default ran 12-20% slower).
         "table.optimizer.agg-phase-strategy": "ONE_PHASE",
         # A chained operator hands its record on without a copy (Flink's SQL operators copy what
-        # they keep): +11% on the heap hot path, within noise on RocksDB (README "Performance").
+        # they keep, and every test runs with it): +11% on the heap hot path in alternating
+        # probes, within noise on RocksDB (README "Performance").
         "pipeline.object-reuse": "true",
         # Bloom filters in RocksDB's files: most look-ups miss (a new txid in the dedup, a user's
         # new slice in the windows), and a miss then skips the file instead of reading its blocks:
-        # +22% on the RocksDB hot path. Set by the job, it applies on Managed Flink too: Flink lays
+        # +22% on the RocksDB hot path in alternating probes, within noise in the 3-round bench.
+        # Set by the job, it applies on Managed Flink too: Flink lays
         # the job's configuration over the cluster's when it builds the state backend.
         "state.backend.rocksdb.use-bloom-filter": "true",
     }

@@ -569,7 +569,7 @@ def _spread(rates: list[float]) -> str:
 
 
 def markdown(results: Results) -> str:
-    python = results.median("Python baseline: one thread, dicts")
+    python = results.rates("Python baseline: one thread, dicts") and results.median("Python baseline: one thread, dicts")
     lines = [
         "## Throughput (hot path)",
         "",
@@ -589,18 +589,19 @@ def markdown(results: Results) -> str:
             continue
         seconds = statistics.median(f.seconds for f in results.runs[variant.name])
         lines.append(f"| {variant.name} | {statistics.median(rates):,.0f} | {_spread(rates)} | {seconds:.1f} | "
-                     f"{statistics.median(rates) / python:.1f}× |")
+                     + (f"{statistics.median(rates) / python:.1f}× |" if python else "— |"))
     lines += ["", "Before → after (medians):", ""]
     for before, after in BEFORE_AFTER:
         if results.rates(before) and results.rates(after):
             lines.append(f"- {after}: {results.median(after) / results.median(before):.2f}× {before}")
-    reference = results.median(ROCKSDB_REFERENCE)
-    lines += ["", f"RocksDB levers against {ROCKSDB_REFERENCE} ({reference:,.0f} events/s, median):", ""]
-    for name in ROCKSDB_LEVERS:
+    reference = results.rates(ROCKSDB_REFERENCE) and results.median(ROCKSDB_REFERENCE)
+    if reference:
+        lines += ["", f"RocksDB levers against {ROCKSDB_REFERENCE} ({reference:,.0f} events/s, median):", ""]
+    for name in ROCKSDB_LEVERS if reference else ():
         rates = results.rates(f"RocksDB lever: {name}")
         if rates:
             lines.append(f"- {name}: {statistics.median(rates) / reference - 1:+.0%} (spread {_spread(rates)})")
-    lines += [
+    lines += [] if not results.state else [
         "",
         "State, from the checkpoint taken once every event was in it (the windows hold the open "
         "5-minute slices and the current hour):",
