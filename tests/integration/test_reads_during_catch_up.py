@@ -24,13 +24,14 @@ STREAM = "catch-up-reads"
 
 
 def _read_until(store: OnlineStore, users: list[str], stop: threading.Event, reads: list) -> None:
-    """Read as fast as a busy model would, alternating "as served now" and "as complete"."""
+    """Read as fast as a busy model would, alternating "as served now" and "as complete": every
+    10 ms, so the reads see the windows the catch-up serves one after another even when it is fast."""
     n = 0
     while not stop.is_set():
         as_complete = n % 2 == 1
         reads.append(store.get_features(users, as_complete=as_complete))
         n += 1
-        stop.wait(0.05)
+        stop.wait(0.01)
 
 
 def test_reads_during_a_parallel_catch_up_serve_only_exact_windows(tmp_path):
@@ -72,5 +73,8 @@ def test_reads_during_a_parallel_catch_up_serve_only_exact_windows(tmp_path):
                 want = rows[name].get((user, end - spec.size, end), spec.neutral)
                 got = read["users"][user][name]
                 assert all(same_value(got[c], want[c]) for c in spec.columns), (name, end, user, got, want)
+    # The reads must have seen the catch-up under way: many reads of served windows, and several
+    # windows in turn. How many depends on the job's speed: the faster it catches up, the fewer,
+    # bigger steps its watermark takes (here 9-12 distinct at 20-100 reads/s; 15+ before #15).
     distinct = {(name, g["window_end"]) for read in reads for name, g in read["groups"].items()}
-    assert served_windows > 20 and len(distinct) > 10, (served_windows, len(distinct))
+    assert served_windows > 20 and len(distinct) > 6, (served_windows, len(distinct))
