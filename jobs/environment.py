@@ -160,8 +160,8 @@ def _table_options(config: Config, streaming_source: bool) -> dict[str, str]:
         # Bloom filters in RocksDB's files: most look-ups miss (a new txid in the dedup, a user's
         # new slice in the windows), and a miss then skips the file instead of reading its blocks:
         # +22% on the RocksDB hot path in alternating probes, within noise in the 3-round bench.
-        # Set by the job, it applies on Managed Flink too: Flink lays
-        # the job's configuration over the cluster's when it builds the state backend.
+        # Set by the job, it applies on Managed Flink too: Flink lays the job's configuration over
+        # the cluster's when it builds the state backend.
         "state.backend.rocksdb.use-bloom-filter": "true",
     }
     if streaming_source:

@@ -536,6 +536,10 @@ class Results:
     def median(self, name: str) -> float:
         return statistics.median(self.rates(name))
 
+    def median_if_run(self, name: str) -> float | None:
+        """The median, or None for a variant left out (``--select``)."""
+        return self.median(name) if self.rates(name) else None
+
 
 def _load() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
@@ -569,7 +573,7 @@ def _spread(rates: list[float]) -> str:
 
 
 def markdown(results: Results) -> str:
-    python = results.rates("Python baseline: one thread, dicts") and results.median("Python baseline: one thread, dicts")
+    python = results.median_if_run("Python baseline: one thread, dicts")
     lines = [
         "## Throughput (hot path)",
         "",
@@ -594,13 +598,13 @@ def markdown(results: Results) -> str:
     for before, after in BEFORE_AFTER:
         if results.rates(before) and results.rates(after):
             lines.append(f"- {after}: {results.median(after) / results.median(before):.2f}× {before}")
-    reference = results.rates(ROCKSDB_REFERENCE) and results.median(ROCKSDB_REFERENCE)
+    reference = results.median_if_run(ROCKSDB_REFERENCE)
     if reference:
         lines += ["", f"RocksDB levers against {ROCKSDB_REFERENCE} ({reference:,.0f} events/s, median):", ""]
-    for name in ROCKSDB_LEVERS if reference else ():
-        rates = results.rates(f"RocksDB lever: {name}")
-        if rates:
-            lines.append(f"- {name}: {statistics.median(rates) / reference - 1:+.0%} (spread {_spread(rates)})")
+        for name in ROCKSDB_LEVERS:
+            rates = results.rates(f"RocksDB lever: {name}")
+            if rates:
+                lines.append(f"- {name}: {statistics.median(rates) / reference - 1:+.0%} (spread {_spread(rates)})")
     lines += [] if not results.state else [
         "",
         "State, from the checkpoint taken once every event was in it (the windows hold the open "
