@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 # Started as a file (`flink run --python jobs/managed_flink_main.py`), Python puts this folder first
-# on sys.path, where jobs/secrets.py would shadow the standard library's secrets (numpy imports it).
+# on sys.path, where jobs/postgres/credentials.py would shadow the standard library's secrets (numpy imports it).
 # The zip's root, which holds jobs/, udfs/ and sql/, goes there instead.
 HERE = Path(__file__).resolve().parent
 sys.path[:] = [str(HERE.parent)] + [entry for entry in sys.path if entry and Path(entry).resolve() != HERE]

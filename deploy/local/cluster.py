@@ -36,7 +36,7 @@ from deploy.local import process
 from deploy.local.config import REPO_ROOT, LocalSettings
 from deploy.local.state import StateDirs
 from deploy.managed_flink import JAR_FILE, PY_FILES, PYTHON_ENTRY
-from jobs.config import PROPERTIES_FILE_OVERRIDE
+from jobs.definitions.config import PROPERTIES_FILE_OVERRIDE
 
 log = logging.getLogger(__name__)
 
@@ -305,7 +305,7 @@ def properties_json(config_path: Path, settings: LocalSettings) -> str:
     """The local config as Managed Flink writes it to /etc/flink/application_properties.json (the
     deploy code's own mapping, run options included), pointing at the cluster's checkpoints."""
     from deploy.managed_flink.settings import runtime_property_groups
-    from jobs.config import parse_property_groups
+    from jobs.definitions.config import parse_property_groups
 
     groups = parse_property_groups(config_path.read_text(encoding="utf-8"), str(config_path))
     groups.setdefault("job", {})["checkpoint.dir"] = checkpoint_uri(settings)
@@ -352,7 +352,7 @@ def cancel(cluster: Cluster, job_id: str) -> None:
 
 def command(action: str, config_path: Path, settings: LocalSettings, state: StateDirs) -> list[str]:
     """`python -m deploy.local cluster up|submit|status|down`: what each did, as lines to print."""
-    from jobs import config as job_config
+    from jobs.definitions import config as job_config
 
     running = Cluster(state)
     if action == "up":

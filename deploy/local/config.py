@@ -1,5 +1,5 @@
 """What the local services need, read from the job's own config (Managed Flink property-group JSON)
-through jobs.config, so the services and the job cannot disagree on a name, port or password.
+through jobs.definitions.config, so the services and the job cannot disagree on a name, port or password.
 """
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from jobs import config as job_config
-from jobs.config import ConfigError
-from jobs.rds import connection_kwargs
+from jobs.definitions import config as job_config
+from jobs.definitions.config import ConfigError
+from jobs.postgres.connection import connection_kwargs
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = REPO_ROOT / "deploy" / "config" / "local.json"

@@ -18,29 +18,27 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import psycopg
-from psycopg import sql
 
 from deploy.local import aws, job, producer, services
 from deploy.local.config import DEFAULT_CONFIG, REPO_ROOT, LocalSettings
 from deploy.local.generator import GeneratorOptions, GeneratorSummary, generate
+from deploy.local.outputs import (FeatureTable, S3Listing, data_files, feature_tables, folder,
+                                  quarantine_reasons, read_parquet, s3_listing)
 from deploy.local.state import DEFAULT_STATE, StateDirs
-from jobs import config as job_config
+from jobs.definitions import config as job_config
 
 log = logging.getLogger(__name__)
 
-# What `make jar` builds (see jobs/environment.py): the connector jar and the S3 filesystem plugin.
+# What `make jar` builds (see jobs/streaming/environment.py): the connector jar and the S3 filesystem plugin.
 JAR = REPO_ROOT / "target" / "pyflink-dependencies.jar"
 PLUGINS = REPO_ROOT / "target" / "plugins"
-WINDOW_COLUMNS = ("user_id", "window_start", "window_end")
-NUMERIC_TYPES = {"bigint", "integer", "smallint", "double precision", "real", "numeric"}
 JOB_START_TIMEOUT_S = 180.0
 REUSED_JOB_TIMEOUT_S = 30.0
 
@@ -80,22 +78,6 @@ class Sent:
         self.malformed += sum(summary.malformed.values())
         if summary.last_event_time:
             self.newest_event = datetime.fromisoformat(summary.last_event_time.replace("Z", "+00:00"))
-
-
-@dataclass
-class FeatureTable:
-    name: str
-    rows: int
-    users: int
-    newest_end: datetime | None
-    columns: list[str] = field(default_factory=list)
-    freshest: list[tuple[Any, ...]] = field(default_factory=list)
-
-
-@dataclass
-class S3Listing:
-    files: Counter[str]                  # data files per top-level folder under the prefix
-    newest: list[tuple[datetime, str]]   # (last modified, key), newest first
 
 
 # --- setup steps ----------------------------------------------------------------------------------
@@ -226,77 +208,6 @@ def _fresh_batch(options: DemoOptions, number: int) -> GeneratorOptions:
     return GeneratorOptions(users=options.users, events=options.batch_events, duplicates=0.1,
                             out_of_order_seconds=min(5.0, options.interval), malformed=0.1,
                             seed=number, span_seconds=max(1.0, options.interval))
-
-
-# --- reading the outputs --------------------------------------------------------------------------
-
-def feature_tables(settings: LocalSettings, rows: int) -> list[FeatureTable]:
-    """Every table in ``public`` shaped like a feature (user_id, window_start, window_end)."""
-    with psycopg.connect(**settings.postgres.conninfo()) as conn:
-        columns: dict[str, list[tuple[str, str]]] = {}
-        for table, column, data_type in conn.execute(
-                "SELECT table_name, column_name, data_type FROM information_schema.columns "
-                "WHERE table_schema = 'public' ORDER BY table_name, ordinal_position"):
-            columns.setdefault(table, []).append((column, data_type))
-        return [_feature_table(conn, name, cols, rows) for name, cols in columns.items()
-                if set(WINDOW_COLUMNS) <= {c for c, _ in cols}]
-
-
-def _feature_table(conn: psycopg.Connection[Any], name: str, columns: list[tuple[str, str]],
-                   rows: int) -> FeatureTable:
-    table = sql.Identifier(name)
-    count, users, newest = conn.execute(sql.SQL(
-        "SELECT count(*), count(DISTINCT user_id), max(window_end) FROM {}").format(table)).fetchone()  # type: ignore[misc]
-    # The newest window, busiest users first (by the first numeric feature column: event_count).
-    numeric = [c for c, t in columns if c not in WINDOW_COLUMNS and t in NUMERIC_TYPES]
-    order = (sql.SQL("{} DESC NULLS LAST, user_id").format(sql.Identifier(numeric[0])) if numeric
-             else sql.SQL("user_id"))
-    cursor = conn.execute(sql.SQL(
-        "SELECT * FROM {} WHERE window_end = (SELECT max(window_end) FROM {}) ORDER BY {} LIMIT %s").format(
-        table, table, order), (rows,))
-    names = [c.name for c in cursor.description or []]
-    return FeatureTable(name, count, users, newest, names, cursor.fetchall())
-
-
-def is_data_file(key: str) -> bool:
-    # In-progress part files start with '.', commit markers with '_' (_SUCCESS).
-    return not key.rsplit("/", 1)[-1].startswith((".", "_"))
-
-
-def _data_files(s3: Any, bucket: str, prefix: str) -> list[tuple[datetime, str]]:
-    """(last modified, key) of the data files under ``prefix``, newest first."""
-    found = [(obj["LastModified"], obj["Key"])
-             for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-             for obj in page.get("Contents", []) if is_data_file(obj["Key"])]
-    return sorted(found, reverse=True)
-
-
-def _folder(settings: LocalSettings, name: str = "") -> str:
-    return "".join(f"{part}/" for part in (settings.prefix, name) if part)
-
-
-def s3_listing(s3: Any, settings: LocalSettings, newest: int = 3) -> S3Listing:
-    root = _folder(settings)
-    files = _data_files(s3, settings.bucket, root)
-    return S3Listing(Counter(key[len(root):].split("/", 1)[0] for _, key in files), files[:newest])
-
-
-def read_parquet(s3: Any, bucket: str, key: str) -> Any:
-    """One Parquet object as a pyarrow Table, read through boto3 (no S3 filesystem needed)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-    return pq.read_table(pa.BufferReader(body))
-
-
-def quarantine_reasons(s3: Any, settings: LocalSettings, max_files: int = 50) -> tuple[Counter[str], int, int]:
-    """Reasons counted in the newest ``max_files`` quarantine files: (reasons, files read, files)."""
-    reasons: Counter[str] = Counter()
-    files = _data_files(s3, settings.bucket, _folder(settings, "_quarantine"))
-    for _, key in files[:max_files]:
-        reasons.update(read_parquet(s3, settings.bucket, key).column("reason").to_pylist())
-    return reasons, min(len(files), max_files), len(files)
 
 
 # --- rendering ------------------------------------------------------------------------------------
@@ -432,7 +343,7 @@ class LiveView:
 
 def _parquet_sample(s3: Any, settings: LocalSettings, tables: list[FeatureTable]) -> list[str]:
     for table in sorted(tables, key=lambda t: (t.rows == 0, t.name)):
-        files = _data_files(s3, settings.bucket, _folder(settings, table.name))
+        files = data_files(s3, settings.bucket, folder(settings, table.name))
         if files:
             data = read_parquet(s3, settings.bucket, files[0][1])
             rows = data.slice(0, 5).to_pylist()
@@ -467,9 +378,9 @@ def summary_lines(settings: LocalSettings, options: DemoOptions, running: job.Ru
         f"  Look again        {_cli('demo --watch', cfg)}   (sends fresh events; add --no-produce to only look)",
         f"  Query features    psql -h {pg.host} -p {pg.port} -U {pg.user} {pg.database} "
         "-c 'SELECT * FROM user_activity_5m ORDER BY window_end DESC LIMIT 10'   (password: rds.password in the config)",
-        f"  Feature vector    python -m jobs.serving get --config {_shown(cfg)} --user u-1   "
+        f"  Feature vector    python -m jobs.reads get --config {_shown(cfg)} --user u-1   "
         "(what a model would get now: neutral values for windows without events, not stale rows)",
-        f"  Fresh vector      python -m jobs.serving get --config {_shown(cfg)} --user u-1 --fresh   "
+        f"  Fresh vector      python -m jobs.reads get --config {_shown(cfg)} --user u-1 --fresh   "
         "(the window ending now, including the last seconds' events)",
         f"  Parquet           s3://{settings.bucket}/{settings.prefix}/<feature>/dt=YYYYMMDD/hr=HH/ "
         f"(plus _raw/, _quarantine/) on {settings.s3_endpoint or 'AWS'}",

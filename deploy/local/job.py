@@ -27,7 +27,7 @@ from deploy.local.state import StateDirs
 log = logging.getLogger(__name__)
 
 JOB_MODULE = "jobs.feature_job"
-UI_PORTS = range(8081, 8100)  # jobs/environment.py binds the first free one of 8081-8099
+UI_PORTS = range(8081, 8100)  # jobs/streaming/environment.py binds the first free one of 8081-8099
 STOP_TIMEOUT_S = 20.0
 
 

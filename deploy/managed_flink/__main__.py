@@ -72,7 +72,7 @@ def _deploy(args: argparse.Namespace) -> int:
 
     from deploy.managed_flink import aws, package, plan, upgrade
     from deploy.managed_flink import settings as settings_module
-    from jobs.feature_job import fingerprint_of
+    from jobs.streaming.pipeline import fingerprint_of
 
     settings = settings_module.load(args.config)
     artifact = package.artifact_of(args.zip) if args.zip else package.build()
@@ -112,7 +112,7 @@ def _deploy_replay(args: argparse.Namespace, settings, artifact, existing, new, 
     import dataclasses
 
     from deploy.managed_flink import aws, operate, plan, upgrade
-    from jobs import upgrade as job_upgrade
+    from jobs.operations import upgrade as job_upgrade
 
     old_groups = [item.split("=", 1)[0] for item in upgrade.recorded(existing.application)["groups"].split(",") if item]
     running = existing.application["ApplicationStatus"] == "RUNNING"
@@ -203,7 +203,7 @@ def _iam(args: argparse.Namespace) -> int:
 def _athena(args: argparse.Namespace) -> int:
     from deploy.managed_flink import athena
     from deploy.managed_flink import settings as settings_module
-    from jobs.environment import SetupError
+    from jobs.streaming.environment import SetupError
 
     settings = settings_module.load(args.config)
     try:
@@ -234,10 +234,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from deploy.managed_flink.aws import DeployError
     from deploy.managed_flink.package import PackageError
     from deploy.managed_flink.plan import PlanError
-    from jobs.config import ConfigError
-    from jobs.replay import ReplayError
-    from jobs.sinks import FeatureSchemaError
-    from jobs.sql_catalog import SqlFileError
+    from jobs.definitions.config import ConfigError
+    from jobs.definitions.replay import ReplayError
+    from jobs.definitions.schema import FeatureSchemaError
+    from jobs.definitions.sql_catalog import SqlFileError
 
     try:
         return COMMANDS[args.command](args)

@@ -1,5 +1,5 @@
 """Glue/Athena DDL for each feature's Parquet copy, derived from the feature SQL the way
-`jobs.feature_job migrate` derives the PostgreSQL tables (jobs.pipeline.register_features over
+`jobs.feature_job migrate` derives the PostgreSQL tables (jobs.streaming.pipeline.register_features over
 the kinesis catalog), so a new feature file needs no hand-written DDL here either.
 
 The job writes ``<output.path>/<feature>/dt=yyyyMMdd/hr=HH/`` with INT64 millisecond timestamps
@@ -16,7 +16,7 @@ from pathlib import Path
 
 from deploy.managed_flink import REPO_ROOT
 from deploy.managed_flink.settings import DeploySettings
-from jobs.sinks import Column, FeatureSchema
+from jobs.definitions.schema import Column, FeatureSchema
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +98,8 @@ def database_ddl(settings: DeploySettings) -> str:
 
 def feature_schemas(settings: DeploySettings, sql_dir: Path) -> list[FeatureSchema]:
     """The features' output schemas, planned by Flink from the SQL (starts a local JVM)."""
-    from jobs import environment, pipeline
-    from jobs.sql_catalog import load_catalog
+    from jobs.definitions.sql_catalog import load_catalog
+    from jobs.streaming import environment, pipeline
 
     t_env = environment.create(settings.job, managed=False, streaming_source=True)
     return pipeline.register_features(t_env, load_catalog(sql_dir, "kinesis", settings.job))

@@ -46,7 +46,7 @@ UNIX = 3  # ZipInfo.create_system: the mode bits above are Unix ones
 # their own requirements are added from the installed metadata.
 BUNDLED_ROOTS = ("boto3",)
 # botocore ships every AWS service model (~25 MB); the job calls only Secrets Manager (the
-# password) and Kinesis (the start's shard check, jobs/kinesis_shards.py), and STS is what
+# password) and Kinesis (the start's shard check, jobs/streaming/kinesis_shards.py), and STS is what
 # botocore uses for role-based credentials. The rest is left out.
 BOTOCORE_SERVICES = ("kinesis", "secretsmanager", "sts")
 

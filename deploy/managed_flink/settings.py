@@ -3,10 +3,10 @@
 
 Why one file with a ``deploy`` group rather than a second file: the job and the deployment must
 agree on the stream, bucket, secret and parallelism, and one file is one place to change them.
-jobs/config.py ignores groups it does not know, so `jobs.feature_job validate --config` still
+jobs/definitions/config.py ignores groups it does not know, so `jobs.feature_job validate --config` still
 works on this file, and deploy never sends the ``deploy`` group to the application.
 
-Everything is checked here, before any AWS call: the job's own rules (jobs.config), the cloud
+Everything is checked here, before any AWS call: the job's own rules (jobs.definitions.config), the cloud
 rules (no local endpoints, no plain-text password), and Managed Flink's limits on runtime
 properties (50 groups, 50 keys each, 1-2048 characters per key and value).
 """
@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from deploy.managed_flink import DEPLOY_GROUP, JAR_FILE, PY_FILES, PYTHON_ENTRY, RUN_OPTIONS_GROUP
-from jobs import config as job_config
-from jobs import replay
-from jobs.config import Config, ConfigError, PropertyGroups
-from jobs.secrets import secret_region
+from jobs.definitions import config as job_config
+from jobs.definitions import replay
+from jobs.definitions.config import Config, ConfigError, PropertyGroups
+from jobs.postgres.credentials import secret_region
 
 log = logging.getLogger(__name__)
 
@@ -222,7 +222,7 @@ def _cloud_problems(job: Config) -> list[str]:
 
 
 def runtime_property_groups(groups: PropertyGroups, origin: str) -> tuple[dict[str, Any], ...]:
-    """The job's groups as the file has them (not the defaults or derived keys jobs.config adds),
+    """The job's groups as the file has them (not the defaults or derived keys jobs.definitions.config adds),
     plus the run options; empty values are left out because the API refuses them and the job
     reads a missing key as its default, which for those keys is empty."""
     defaults = {(key.group, key.name): key.default for key in job_config.KEYS}

@@ -1,5 +1,5 @@
 """Which way a deploy ships the job: restore the snapshot (the operator graph is unchanged) or a
-replay upgrade (jobs/replay.py) when the feature SQL gives new stateful operators.
+replay upgrade (jobs/definitions/replay.py) when the feature SQL gives new stateful operators.
 
 The application records the plan it runs in its runtime properties (property group ``replay``:
 the fingerprint summary and, after an upgrade, the cut-over), so the next deploy compares against
@@ -23,8 +23,8 @@ from typing import Any, Callable, Mapping
 from deploy.managed_flink.operate import RESTORE_TYPES
 from deploy.managed_flink.plan import ApiCall, PlanError
 from deploy.managed_flink.settings import DeploySettings
-from jobs import replay
-from jobs.plan_fingerprint import Change, Fingerprint, compare_summary
+from jobs.definitions import replay
+from jobs.streaming.plan_fingerprint import Change, Fingerprint, compare_summary
 
 log = logging.getLogger(__name__)
 

@@ -158,8 +158,8 @@ def assert_reads_match(config: Path, stored: dict[str, dict[tuple, dict]], users
                        sql_dir: Path | None = None) -> None:
     """Online (PostgreSQL) and offline (Parquet) reads, as complete, of every user at every moment
     give the window and values the ``stored`` rows of each group say (tests/oracle.py's rule)."""
-    from jobs.serving import DEFAULT_SQL_DIR, OnlineStore
-    from jobs.training import OfflineStore
+    from jobs.reads.serving import DEFAULT_SQL_DIR, OnlineStore
+    from jobs.reads.training import OfflineStore
     from tests import oracle
 
     sql_dir = sql_dir or DEFAULT_SQL_DIR

@@ -33,7 +33,7 @@ from deploy.local import aws, cluster, producer
 from deploy.local.state import StateDirs
 from deploy.managed_flink import package
 from jobs import feature_job
-from jobs.environment import JAR_NAME
+from jobs.streaming.environment import JAR_NAME
 from tests import oracle
 from tests.integration.stack import ROOT, postgres_rows, s3_rows, start_services, write_config
 from tests.sql.test_backfill_oracle import DELAY, assert_matches, generate

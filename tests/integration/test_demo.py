@@ -21,7 +21,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from deploy.local import aws, config, demo, job, services
+from deploy.local import aws, config, demo, job, outputs, services
 from deploy.local.state import DEFAULT_STATE
 
 NAME = "test-demo"
@@ -76,7 +76,7 @@ def settings() -> Iterator[config.LocalSettings]:
 def _data_keys(settings: config.LocalSettings, folder: str) -> list[str]:
     s3 = aws.s3(settings)
     pages = s3.get_paginator("list_objects_v2").paginate(Bucket=settings.bucket, Prefix=f"{settings.prefix}/{folder}/")
-    return [o["Key"] for page in pages for o in page.get("Contents", []) if demo.is_data_file(o["Key"])]
+    return [o["Key"] for page in pages for o in page.get("Contents", []) if outputs.is_data_file(o["Key"])]
 
 
 def test_demo_end_to_end(settings: config.LocalSettings) -> None:
@@ -94,7 +94,7 @@ def test_demo_end_to_end(settings: config.LocalSettings) -> None:
     feature_keys = _data_keys(settings, FEATURE)
     assert any("/dt=" in key and "/hr=" in key for key in feature_keys), feature_keys
     assert _data_keys(settings, "_raw") and _data_keys(settings, "_quarantine")
-    table = demo.read_parquet(aws.s3(settings), settings.bucket, feature_keys[0])
+    table = outputs.read_parquet(aws.s3(settings), settings.bucket, feature_keys[0])
     assert table.num_rows > 0
     assert {"user_id", "window_start", "window_end", "event_count"} <= set(table.column_names)
 

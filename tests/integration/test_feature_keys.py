@@ -18,9 +18,9 @@ import psycopg
 import pytest
 
 from jobs import feature_job
-from jobs.config import load
-from jobs.serving import FeatureReadError, OnlineStore
-from jobs.training import OfflineStore, TrainingSetError
+from jobs.definitions.config import load
+from jobs.reads.serving import FeatureReadError, OnlineStore
+from jobs.reads.training import OfflineStore, TrainingSetError
 from tests import oracle
 from tests.integration.stack import ROOT, postgres_rows, start_services, write_config
 from tests.sql.test_backfill_oracle import DELAY, START, assert_matches, generate, read_rows

@@ -1,4 +1,4 @@
-"""Train/serve parity on real storage: jobs.serving's get_features (PostgreSQL) and jobs.training's
+"""Train/serve parity on real storage: jobs.reads.serving's get_features (PostgreSQL) and jobs.reads.training's
 training_set (Parquet) give the same values for the same (user, time) pairs, and both equal the
 oracle's answer, including the traps: a user with no events in the current window gets neutral
 values (not their last, stale row), windows not yet complete are not served, pruned history is
@@ -16,10 +16,11 @@ import pandas as pd
 import psycopg
 import pytest
 
-from jobs import feature_job, serving
-from jobs.config import load
-from jobs.serving import OnlineStore
-from jobs.training import OfflineStore
+from jobs import feature_job
+from jobs.definitions.config import load
+from jobs.reads import cli
+from jobs.reads.serving import OnlineStore
+from jobs.reads.training import OfflineStore
 from tests import oracle
 from tests.integration.stack import start_services, write_config
 from tests.sql.test_backfill_oracle import DELAY, START, generate
@@ -129,7 +130,7 @@ def test_a_window_missing_rows_is_not_served_until_complete(stores):
 def test_cli_prints_the_feature_vector(stores, capsys):
     online, _, _, _, config_path = stores
     as_of = START + timedelta(minutes=42)
-    assert serving.main(["get", "--config", str(config_path), "--user", "u-3", "--as-of", as_of.isoformat(),
+    assert cli.main(["get", "--config", str(config_path), "--user", "u-3", "--as-of", as_of.isoformat(),
                          "--as-complete"]) == 0
     printed = json.loads(capsys.readouterr().out)
     direct = online.get_features(["u-3"], as_of=as_of, as_complete=True)
@@ -149,7 +150,7 @@ def test_prune_forgets_old_windows_and_reads_say_unknown(stores):
     assert old["users"]["u-1"]["user_activity_5m"] == {"event_count": None, "a_event_count": None, "amount_sum": None}
     recent = online.get_features(["u-1"], as_of=newest, as_complete=True)
     assert recent["groups"]["user_activity_5m"]["window_end"] == newest
-    assert serving.main(["prune", "--config", str(config_path), "--days", "7", "--dry-run"]) == 0
+    assert cli.main(["prune", "--config", str(config_path), "--days", "7", "--dry-run"]) == 0
 
 
 def test_migrate_made_the_index_and_progress_table_once(stores, capsys):

@@ -20,10 +20,10 @@ import pandas as pd
 import pytest
 
 from jobs import feature_job
-from jobs.config import load
-from jobs.point_in_time import EPOCH
-from jobs.serving import FeatureReadError, OnlineStore
-from jobs.training import OfflineStore, TrainingSetError
+from jobs.definitions.config import load
+from jobs.reads.point_in_time import EPOCH
+from jobs.reads.serving import FeatureReadError, OnlineStore
+from jobs.reads.training import OfflineStore, TrainingSetError
 from tests import oracle
 from tests.integration.stack import JobProcess, same_value, start_services, wait_for, write_config
 from tests.integration.test_end_to_end import _produce

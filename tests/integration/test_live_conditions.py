@@ -22,8 +22,8 @@ import pytest
 
 from deploy.local import aws, producer
 from jobs import feature_job
-from jobs.serving import OnlineStore
-from jobs.training import OfflineStore
+from jobs.reads.serving import OnlineStore
+from jobs.reads.training import OfflineStore
 from tests import oracle
 from tests.integration.stack import (JobProcess, postgres_rows, s3_rows, same_value, start_services, wait_for,
                                      write_config)

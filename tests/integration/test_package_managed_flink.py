@@ -16,8 +16,8 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from tests.integration.stack import clean_env
 from deploy.managed_flink import JAR_FILE, PY_FILES, PYTHON_ENTRY, package, settings
+from tests.integration.stack import clean_env
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCAL = ROOT / "deploy" / "config" / "local.json"
@@ -149,4 +149,4 @@ def test_bundled_boto3_runs_the_shard_check_without_site_packages(unpacked, secr
                             timeout=120, env=clean_env(drop_aws=True, AWS_EC2_METADATA_DISABLED="true"))
     assert result.returncode != 0  # parallelism 1 for 2 open shards: refused, after listing them
     assert result.stderr.strip().splitlines()[-1].startswith(
-        "jobs.config.ConfigError: job.parallelism 1 puts shardId-000000000000 and shardId-000000000001 of stream user-events")
+        "jobs.definitions.config.ConfigError: job.parallelism 1 puts shardId-000000000000 and shardId-000000000001 of stream user-events")

@@ -14,7 +14,7 @@ from collections import Counter
 from datetime import datetime, timedelta, timezone
 
 from jobs import feature_job
-from jobs.serving import OnlineStore
+from jobs.reads.serving import OnlineStore
 from tests import oracle
 from tests.integration.stack import JobProcess, postgres_rows, same_value, start_services, wait_for, write_config
 from tests.integration.test_end_to_end import _flush_event, _produce

@@ -20,9 +20,9 @@ from pathlib import Path
 import pyarrow.fs as pafs
 
 from jobs import feature_job
-from jobs.config import load
-from jobs.replay import Cut
-from jobs.upgrade import read_state
+from jobs.definitions.config import load
+from jobs.definitions.replay import Cut
+from jobs.operations.upgrade import read_state
 from tests import oracle
 from tests.integration.stack import (JobProcess, assert_reads_match, postgres_rows, s3_rows, start_services, wait_for,
                                      write_config)

@@ -1,4 +1,4 @@
-"""Peak memory of the backfill's input preparation (jobs/backfill_input.py) on a generated archive.
+"""Peak memory of the backfill's input preparation (jobs/backfill/input_file.py) on a generated archive.
 
     python -m tests.perf.bench_backfill_memory [--records 1500000] [--hours 6] [--backfill]
 
@@ -86,12 +86,12 @@ def _peak_rss_mib() -> float:
 
 def _child(kind: str, source: Path) -> None:
     """In a fresh process: prepare ``source`` (or only import, for the baseline); print peak RSS."""
-    from jobs import backfill_input
+    from jobs.backfill import input_file
 
     started = time.perf_counter()
     if kind != "baseline":
         with tempfile.TemporaryDirectory() as scratch:
-            backfill_input.prepare(source, Path(scratch))
+            input_file.prepare(source, Path(scratch))
     seconds = time.perf_counter() - started
     print(json.dumps({"peak_mib": _peak_rss_mib(), "seconds": seconds}))
 

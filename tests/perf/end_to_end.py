@@ -46,21 +46,22 @@ import psycopg
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
-from deploy.local import aws, aws_endpoint, postgres, process, resources, services
-from deploy.local import job as local_job
+from deploy.local import aws, aws_endpoint
 from deploy.local import config as local_config
+from deploy.local import job as local_job
+from deploy.local import postgres, process, resources, services
 from deploy.local.state import DEFAULT_STATE
-from jobs import fresh_slices
-from jobs.config import Config
-from jobs.config import load as load_job_config
-from jobs.sinks import PROGRESS_TABLE
+from jobs.definitions import fresh_slices
+from jobs.definitions.config import Config
+from jobs.definitions.config import load as load_job_config
+from jobs.definitions.schema import PROGRESS_TABLE
 from tests import oracle
 from tests.integration.stack import ROOT, JobProcess, clean_env
 from tests.perf import bounds, cpu, feed
 from tests.perf.baseline_features import parse
 from tests.perf.events import generate
-from tests.perf.freshness import (FreshWatcher, Freshness, RowWatcher, first_window_end_ms, fresh_keys,
-                                  from_commits, from_fresh, from_rows, percentile)
+from tests.perf.freshness import (Freshness, FreshWatcher, RowWatcher, first_window_end_ms, fresh_keys, from_commits,
+                                  from_fresh, from_rows, percentile)
 from tests.sql.test_backfill_oracle import assert_matches
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ the time PutRecords acknowledged it.
 
 For fresh reads, FreshWatcher polls the group's fresh slices the same way and an event is visible
 at the first poll whose served version of its slice (the newest with served_from <= the poll's
-time, jobs/fresh_reads.py's rule) counts the user's events in that slice up to this one.
+time, jobs/reads/fresh.py's rule) counts the user's events in that slice up to this one.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from typing import Any, Callable, Iterable, Sequence
 
 import psycopg
 
-from jobs.fresh_reads import SliceVersions
-from jobs.fresh_slices import TABLE_SUFFIX
+from jobs.definitions.fresh_slices import TABLE_SUFFIX
+from jobs.reads.fresh import SliceVersions
 from tests.perf.baseline_features import EPOCH, HOP_SLIDE_MS, hop_window_ends
 from tests.perf.feed import Probe
 from tests.perf.worker import Worker

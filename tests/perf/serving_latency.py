@@ -1,4 +1,4 @@
-"""Online read latency: jobs.serving's get_features against a realistically filled PostgreSQL.
+"""Online read latency: jobs.reads.serving's get_features against a realistically filled PostgreSQL.
 
     python -m tests.perf.serving_latency [--users 100000] [--hours 6] [--requests 2000]
 
@@ -25,9 +25,9 @@ from pathlib import Path
 import psycopg
 
 from jobs import feature_job
-from jobs.config import load
-from jobs.fresh_reads import slice_starts
-from jobs.serving import OnlineStore
+from jobs.definitions.config import load
+from jobs.reads.fresh import slice_starts
+from jobs.reads.serving import OnlineStore
 from tests.integration.stack import start_services, write_config
 from tests.perf.freshness import percentile
 
@@ -134,7 +134,7 @@ def report(args: argparse.Namespace) -> str:
                 args.requests)
             results.append(("naive latest row, 1 user, 5m group (wrong answer: stale)", naive))
     lines = [
-        "## Online read latency (jobs.serving, PostgreSQL on loopback)",
+        "## Online read latency (jobs.reads.serving, PostgreSQL on loopback)",
         "",
         f"{rows:,} feature rows ({args.users:,} users, a fifth active per window, {args.hours} h of 1-minute "
         f"windows + hourly), filled in {fill_seconds:.0f} s; {fresh_rows:,} fresh slice rows (5 slices × 2 "

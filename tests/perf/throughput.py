@@ -11,9 +11,9 @@ report gives medians and the spread. The same generated events (tests/perf/event
   * parse: sources/events_parsed.sql + views/events.sql, every column into a blackhole, with
     EVENT_FIELDS and with the parse it replaced (tests/perf/before/);
   * hot path: parse -> dedup -> both shipped features -> blackhole sinks with every feature
-    column (the job's own SQL and settings, via jobs.pipeline.register_features), on the heap
+    column (the job's own SQL and settings, via jobs.streaming.pipeline.register_features), on the heap
     (hashmap) state backend (local) and RocksDB (what Managed Flink always uses), both parses;
-  * whole job: jobs.pipeline.build with its Parquet outputs on local disk, no PostgreSQL, with
+  * whole job: jobs.streaming.pipeline.build with its Parquet outputs on local disk, no PostgreSQL, with
     and without fresh slices;
   * RocksDB levers: the RocksDB hot path with one setting changed;
   * the Python baseline: the shipped features in one Python thread (dicts, no I/O);
@@ -43,9 +43,9 @@ from typing import Callable
 
 from pyflink.table import StatementSet, TableEnvironment
 
-from jobs import config as job_config
-from jobs import counters, environment, pipeline
-from jobs.sql_catalog import Catalog, Statement, expand_like, load_catalog, render
+from jobs.definitions import config as job_config
+from jobs.definitions.sql_catalog import Catalog, Statement, expand_like, load_catalog, render
+from jobs.streaming import counters, environment, pipeline
 from tests.perf.baseline_features import WindowedFeatures
 from tests.perf.baseline_features import parse as parse_event
 from tests.perf.events import PERF_DIR, cached_events, distinct_txids
@@ -336,7 +336,7 @@ def hot_path(events: int, parallelism: int, options: dict[str, str], *, fixed_si
 
 def whole_job(events: int, parallelism: int, options: dict[str, str], fresh_interval_s: int, *,
               old_parse: bool = False) -> StatementSet:
-    """The job's whole statement set (jobs.pipeline.build) minus PostgreSQL: every Parquet
+    """The job's whole statement set (jobs.streaming.pipeline.build) minus PostgreSQL: every Parquet
     output on local disk, counters, progress markers, fresh slices every ``fresh_interval_s`` (0: none)."""
     out, checkpoints = PERF_DIR / "out" / "whole-job", PERF_DIR / "checkpoints" / "whole-job"
     for folder in (out, checkpoints):

@@ -13,8 +13,8 @@ from pathlib import Path
 from deploy.local import postgres
 from deploy.local.state import DEFAULT_STATE
 from jobs import feature_job
-from jobs.config import load
-from jobs.environment import latest_checkpoint
+from jobs.definitions.config import load
+from jobs.streaming.environment import latest_checkpoint
 from tests import oracle
 from tests.integration.stack import JobProcess, postgres_rows, s3_rows, start_services, wait_for, write_config
 from tests.integration.test_end_to_end import _flush_event, _produce

@@ -14,8 +14,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import urlparse
 
-from jobs.config import load
-from jobs.environment import latest_checkpoint
+from jobs.definitions.config import load
+from jobs.streaming.environment import latest_checkpoint
 from tests import oracle
 from tests.integration.stack import JobProcess, postgres_rows, s3_rows, wait_for
 from tests.integration.test_end_to_end import _last_counters, _produce

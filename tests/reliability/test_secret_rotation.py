@@ -20,7 +20,7 @@ import psycopg
 from psycopg import sql
 
 from jobs import feature_job
-from jobs.serving import OnlineStore
+from jobs.reads.serving import OnlineStore
 from tests import oracle
 from tests.integration.stack import JobProcess, postgres_rows, start_services, wait_for, write_config
 from tests.integration.test_end_to_end import _flush_event, _produce

@@ -37,7 +37,7 @@ def test_explain_shares_one_source_scan_and_one_dedup(capsys):
     # quarantine, late, raw archive + 5 counters
     assert len(re.findall(r"^Sink\(", plan, flags=re.MULTILINE)) == 20
     # One progress marker aggregate per feature, emitted once per window (a window aggregate).
-    # (one-phase: table.optimizer.agg-phase-strategy, see jobs/environment.py)
+    # (one-phase: table.optimizer.agg-phase-strategy, see jobs/streaming/environment.py)
     assert len(re.findall(r"\bWindowAggregate\(window=\[\w+\(win_start=\[window_start\], win_end=\[window_end\]", plan)) == 2
     # ... on ONE subtask whatever the parallelism (no group key: a singleton exchange), so a group's
     # markers leave the job in window order (the reads rely on it).

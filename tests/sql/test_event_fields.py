@@ -8,9 +8,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from jobs import config as job_config
-from jobs import environment
-from jobs.sql_catalog import load_catalog
+from jobs.definitions import config as job_config
+from jobs.definitions.sql_catalog import load_catalog
+from jobs.streaming import environment
 from tests.perf.throughput import parse_before
 from tests.sql.test_backfill_oracle import MALFORMED, generate
 

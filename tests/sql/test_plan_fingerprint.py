@@ -7,7 +7,7 @@ import json
 import shutil
 
 from jobs import feature_job
-from jobs.plan_fingerprint import Fingerprint, compare
+from jobs.streaming.plan_fingerprint import Fingerprint, compare
 from tests.sql.test_backfill_oracle import CONFIG
 from tests.sql.test_commands import copy_sql
 

@@ -1,4 +1,4 @@
-"""jobs/kinesis_shards.py's shard -> subtask mapping equals the shaded connector's own
+"""jobs/streaming/kinesis_shards.py's shard -> subtask mapping equals the shaded connector's own
 UniformShardAssigner (called in the JVM, through the jar the job runs with), and the Kinesis source
 is configured to use that assigner."""
 
@@ -8,9 +8,9 @@ import random
 
 from pyflink.java_gateway import get_gateway
 
-from jobs import config as job_config
-from jobs import environment, kinesis_shards
-from jobs.kinesis_shards import Shard
+from jobs.definitions import config as job_config
+from jobs.streaming import environment, kinesis_shards
+from jobs.streaming.kinesis_shards import Shard
 from tests.sql.test_backfill_oracle import CONFIG, ROOT
 
 

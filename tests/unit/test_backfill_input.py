@@ -1,4 +1,4 @@
-"""The backfill's input preparation (jobs/backfill_input.py): the raw archive sorted in bounded
+"""The backfill's input preparation (jobs/backfill/input_file.py): the raw archive sorted in bounded
 memory into the order the in-memory sort gave, JSON lines joined in name order."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from jobs import backfill_input
-from jobs.config import ConfigError
+from jobs.backfill import input_file
+from jobs.definitions.config import ConfigError
 
 START = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
@@ -34,19 +34,19 @@ def _write(path, rows: list[tuple], arrival_type: pa.DataType) -> None:
 
 def _sorted_rows(path) -> list[tuple]:
     table = pq.read_table(path)
-    assert table.schema == backfill_input.ARCHIVE_SCHEMA
-    return list(zip(*(table[name].to_pylist() for name in backfill_input.ARCHIVE_SCHEMA.names)))
+    assert table.schema == input_file.ARCHIVE_SCHEMA
+    return list(zip(*(table[name].to_pylist() for name in input_file.ARCHIVE_SCHEMA.names)))
 
 
 @pytest.fixture(autouse=True)
 def small_batches(monkeypatch):
-    monkeypatch.setattr(backfill_input, "BATCH_ROWS", 500)  # several batches per file and per run
+    monkeypatch.setattr(input_file, "BATCH_ROWS", 500)  # several batches per file and per run
 
 
-@pytest.mark.parametrize("run_bytes, fan_in", [(20_000, 3), (backfill_input.RUN_BYTES, backfill_input.FAN_IN)],
+@pytest.mark.parametrize("run_bytes, fan_in", [(20_000, 3), (input_file.RUN_BYTES, input_file.FAN_IN)],
                          ids=["many runs merged in steps", "one run"])
 def test_backfill_archive_order_is_arrival_shard_then_sequence_number(tmp_path, monkeypatch, run_bytes, fan_in):
-    monkeypatch.setattr(backfill_input, "FAN_IN", fan_in)
+    monkeypatch.setattr(input_file, "FAN_IN", fan_in)
     rng = random.Random(4)
     rows = _archive_rows(6000, rng)
     files = []
@@ -58,7 +58,7 @@ def test_backfill_archive_order_is_arrival_shard_then_sequence_number(tmp_path, 
     scratch = tmp_path / "scratch"
     scratch.mkdir()
 
-    result = _sorted_rows(backfill_input.sorted_archive(sorted(files), scratch, run_bytes))
+    result = _sorted_rows(input_file.sorted_archive(sorted(files), scratch, run_bytes))
 
     expected = sorted(rows, key=lambda r: (r[1], r[2], r[3].zfill(64)))
     assert result == expected
@@ -68,18 +68,18 @@ def test_backfill_archive_order_is_arrival_shard_then_sequence_number(tmp_path, 
 def test_backfill_archive_sort_makes_runs_of_about_its_budget(tmp_path):
     rows = _archive_rows(3000, random.Random(5))
     _write(tmp_path / "part.parquet", rows, pa.timestamp("ms", tz="UTC"))
-    batches = list(backfill_input._keyed_batches([tmp_path / "part.parquet"]))
-    runs = list(backfill_input._sorted_runs(iter(batches), 2 * batches[0].nbytes))
+    batches = list(input_file._keyed_batches([tmp_path / "part.parquet"]))
+    runs = list(input_file._sorted_runs(iter(batches), 2 * batches[0].nbytes))
     assert [run.num_rows for run in runs] == [1000, 1000, 1000]  # two batches of 500 each
     for run in runs:
-        assert run.equals(run.sort_by(backfill_input.SORT_KEY))
+        assert run.equals(run.sort_by(input_file.SORT_KEY))
 
 
 def test_backfill_archive_without_its_columns_is_refused_naming_the_file(tmp_path):
     path = tmp_path / "other.parquet"
     pq.write_table(pa.table({"payload": ["x"]}), path)
     with pytest.raises(ConfigError, match=rf"{path}: not a raw archive file \(no column arrival_time, shard_id, sequence_number\)"):
-        backfill_input.sorted_archive([path], tmp_path)
+        input_file.sorted_archive([path], tmp_path)
 
 
 def test_backfill_joins_json_lines_in_name_order_adding_missing_line_breaks(tmp_path):
@@ -87,7 +87,7 @@ def test_backfill_joins_json_lines_in_name_order_adding_missing_line_breaks(tmp_
     (tmp_path / "in" / "b.jsonl").write_bytes(b'{"n": 3}\n')
     (tmp_path / "in" / "a.jsonl").write_bytes(b'{"n": 1}\n{"n": 2}')  # no final line break
     (tmp_path / "in" / "_SUCCESS").write_bytes(b"")
-    connector, joined = backfill_input.prepare(tmp_path / "in", tmp_path)
+    connector, joined = input_file.prepare(tmp_path / "in", tmp_path)
     assert connector == "file"
     assert joined.read_bytes() == b'{"n": 1}\n{"n": 2}\n{"n": 3}\n'
 
@@ -98,7 +98,7 @@ def test_records_archived_twice_are_replayed_once(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from jobs.backfill_input import ARCHIVE_SCHEMA, sorted_archive
+    from jobs.backfill.input_file import ARCHIVE_SCHEMA, sorted_archive
 
     moment = pa.array([0, 0, 1, 1, 2, 2], pa.timestamp("ms", tz="UTC"))
     rows = pa.table({"payload": ["a", "b", "c", "c", "d", "e"], "arrival_time": moment,

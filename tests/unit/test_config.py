@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from jobs.config import ConfigError, load, parse_property_groups, validate
+from jobs.definitions.config import ConfigError, load, parse_property_groups, validate
 
 LOCAL = Path(__file__).resolve().parents[2] / "deploy" / "config" / "local.json"
 

@@ -1,4 +1,4 @@
-from jobs.counters import describe
+from jobs.streaming.counters import describe
 
 
 def test_counter_line_names_every_counter_and_derives_duplicates():

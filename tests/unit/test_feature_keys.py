@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from jobs.config import load
-from jobs.feature_specs import key_of, load_specs, spec_of
-from jobs.sinks import Column, FeatureSchemaError, check_schema, postgres_table_ddl
-from jobs.sql_catalog import Feature, SqlFileError, Statement
+from jobs.definitions.config import load
+from jobs.definitions.feature_specs import key_of, load_specs, spec_of
+from jobs.definitions.schema import Column, FeatureSchemaError, check_schema
+from jobs.definitions.sql_catalog import Feature, SqlFileError, Statement
+from jobs.postgres.tables import postgres_table_ddl
 
 ROOT = Path(__file__).resolve().parents[2]
 WINDOW = "FROM TABLE(TUMBLE(TABLE events_deduped, DESCRIPTOR(event_time), INTERVAL '1' HOUR))"

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from jobs.fresh_reads import SliceVersions, combine, slice_starts, span_start
-from jobs.fresh_slices import FreshReadsUnsupported, plan, queries
-from jobs.sql_catalog import Feature, Statement
+from jobs.definitions.fresh_slices import FreshReadsUnsupported, plan, queries
+from jobs.definitions.sql_catalog import Feature, Statement
+from jobs.reads.fresh import SliceVersions, combine, slice_starts, span_start
 
 MINUTE = timedelta(minutes=1)
 HOP = "FROM TABLE(HOP(TABLE events_deduped, DESCRIPTOR(event_time), INTERVAL '1' MINUTE, INTERVAL '5' MINUTE))"

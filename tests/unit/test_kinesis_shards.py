@@ -1,4 +1,4 @@
-"""The start check: each open shard needs a source subtask of its own (jobs/kinesis_shards.py).
+"""The start check: each open shard needs a source subtask of its own (jobs/streaming/kinesis_shards.py).
 The assignment itself is checked against the connector's class in tests/sql/test_shard_assignment.py."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from jobs import kinesis_shards
-from jobs.config import ConfigError, validate
-from jobs.kinesis_shards import Shard
+from jobs.definitions.config import ConfigError, validate
+from jobs.streaming import kinesis_shards
+from jobs.streaming.kinesis_shards import Shard
 from tests.unit.test_config import groups
 
 STREAM = "user-events"
@@ -69,7 +69,7 @@ def test_a_split_puts_both_children_on_the_parents_subtask_and_the_fix_names_a_p
 
 
 def test_allowed_sharing_only_warns(caplog):
-    with caplog.at_level(logging.WARNING, logger="jobs.kinesis_shards"):
+    with caplog.at_level(logging.WARNING, logger="jobs.streaming.kinesis_shards"):
         kinesis_shards.check(even(4), STREAM, 2, allow_shared=True)
     assert "allowed by source.allow.shared.subtasks" in caplog.text
 
@@ -79,7 +79,7 @@ def test_a_closed_shard_beside_a_child_only_warns(caplog):
     with a child, which only matters to a fresh start reading from the stream's start."""
     parents = even(2)
     shards = split(parents[0], 2) + split(parents[1], 4)
-    with caplog.at_level(logging.WARNING, logger="jobs.kinesis_shards"):
+    with caplog.at_level(logging.WARNING, logger="jobs.streaming.kinesis_shards"):
         kinesis_shards.check(shards, STREAM, 4, allow_shared=False)
     assert "was resharded" in caplog.text and "shardId-000000000000+shardId-00000000000" in caplog.text
 

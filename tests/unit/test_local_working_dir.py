@@ -4,7 +4,7 @@ import os
 import subprocess
 import sys
 
-from jobs.environment import working_dir
+from jobs.streaming.environment import working_dir
 
 
 def _dead_pid() -> int:

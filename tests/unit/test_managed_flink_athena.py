@@ -7,7 +7,7 @@ import pytest
 
 from deploy.managed_flink import athena, settings
 from deploy.managed_flink.athena import AthenaError
-from jobs.sinks import Column, check_schema
+from jobs.definitions.schema import Column, check_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "deploy" / "config" / "aws.example.json"

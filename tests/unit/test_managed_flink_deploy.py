@@ -18,10 +18,11 @@ from deploy.managed_flink import aws, plan, settings, upgrade
 from deploy.managed_flink.aws import DeployError
 from deploy.managed_flink.package import Artifact, artifact_of
 from deploy.managed_flink.plan import PlanError
-from jobs import feature_job, replay
-from jobs import upgrade as job_upgrade
-from jobs.replay import Cut
-from jobs.plan_fingerprint import Fingerprint
+from jobs.definitions import replay
+from jobs.definitions.replay import Cut
+from jobs.operations import upgrade as job_upgrade
+from jobs.streaming import pipeline
+from jobs.streaming.plan_fingerprint import Fingerprint
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "deploy" / "config" / "aws.example.json"
@@ -48,7 +49,7 @@ FINGERPRINT = Fingerprint((("a1", "Deduplicate(keep=[FirstRow], key=[txid], orde
 
 @pytest.fixture(autouse=True)
 def fixed_fingerprint(monkeypatch):
-    monkeypatch.setattr(feature_job, "fingerprint_of", lambda config, sql_dir: FINGERPRINT)
+    monkeypatch.setattr(pipeline, "fingerprint_of", lambda config, sql_dir: FINGERPRINT)
 
 
 @pytest.fixture

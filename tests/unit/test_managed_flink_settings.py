@@ -8,8 +8,8 @@ import pytest
 
 from deploy.managed_flink import DEPLOY_GROUP, RUN_OPTIONS_GROUP, settings
 from deploy.managed_flink.settings import DeployConfigError
-from jobs import config as job_config
-from jobs.config import parse_property_groups
+from jobs.definitions import config as job_config
+from jobs.definitions.config import parse_property_groups
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "deploy" / "config" / "aws.example.json"

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from jobs.config import load
-from jobs.feature_specs import load_specs, spec_of
-from jobs.point_in_time import Choice, Marker, aligned_end, choose_window
-from jobs.sql_catalog import Feature, SqlFileError, Statement
+from jobs.definitions.config import load
+from jobs.definitions.feature_specs import load_specs, spec_of
+from jobs.definitions.sql_catalog import Feature, SqlFileError, Statement
+from jobs.reads.point_in_time import Choice, Marker, aligned_end, choose_window
 
 ROOT = Path(__file__).resolve().parents[2]
 MINUTE = timedelta(minutes=1)
@@ -99,7 +99,7 @@ def test_before_history_or_nothing_emitted_is_unknown():
 
 def test_training_knows_only_the_windows_served_by_each_moment():
     """The offline read's timeline of served windows: a marker counts from its served_from on."""
-    from jobs.training import _GroupData
+    from jobs.reads.training import _GroupData
 
     group = _GroupData(None, {T0 + n * MINUTE: Marker(T0 + (n - 5) * MINUTE, T0 + n * MINUTE, 1) for n in (1, 2, 3)})
     group.served = [(T0 + 1 * MINUTE + timedelta(seconds=37), T0 + 1 * MINUTE),

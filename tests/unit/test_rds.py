@@ -1,8 +1,9 @@
 import pytest
 
-from jobs.config import load
-from jobs.rds import Change, ExistingColumn, MigrationError, connection_kwargs, missing, plan_migration
-from jobs.sinks import Column, check_schema
+from jobs.definitions.config import load
+from jobs.definitions.schema import Column, check_schema
+from jobs.postgres.connection import connection_kwargs
+from jobs.postgres.tables import Change, ExistingColumn, MigrationError, missing, plan_migration
 from tests.unit.test_sql_catalog import ROOT
 
 SCHEMA = check_schema("f", "f.sql:1", [
@@ -58,7 +59,7 @@ def test_missing_names_each_table_once():
 
 
 def test_progress_table_of_an_older_version_gets_the_emission_columns():
-    from jobs.rds import _plan_progress_table
+    from jobs.postgres.tables import _plan_progress_table
 
     older = {name: ExistingColumn(name, "text", name in ("feature_group", "window_end"))
              for name in ("feature_group", "window_start", "window_end", "row_count")}

@@ -4,8 +4,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from jobs.config import load
-from jobs.replay import Cut, ReplayError, Window, check_retention, key_problems, plan
+from jobs.definitions.config import load
+from jobs.definitions.replay import Cut, ReplayError, Window, check_retention, key_problems, plan
 from tests.unit.test_sql_catalog import ROOT
 
 MINUTE = timedelta(minutes=1)

@@ -4,8 +4,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from jobs.config import load
-from jobs.secrets import Password, SecretError, jdbc_password, sink_password
+from jobs.definitions.config import load
+from jobs.postgres.credentials import Password, SecretError, jdbc_password, sink_password
 from tests.unit.test_sql_catalog import ROOT
 
 CONFIG = load(ROOT / "deploy" / "config" / "local.json", "run")  # rds.username "features"

@@ -1,7 +1,9 @@
 import pytest
 
-from jobs.config import load
-from jobs.sinks import Column, FeatureSchemaError, check_schema, jdbc_sink, parquet_sink, postgres_table_ddl
+from jobs.definitions.config import load
+from jobs.definitions.schema import Column, FeatureSchemaError, check_schema
+from jobs.postgres.tables import postgres_table_ddl
+from jobs.streaming.sinks import jdbc_sink, parquet_sink
 from tests.unit.test_sql_catalog import ROOT
 
 CONFIG = load(ROOT / "deploy" / "config" / "local.json", "run")

@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from jobs.config import load
-from jobs.sql_catalog import SqlFileError, expand_like, load_catalog, render, split_statements
+from jobs.definitions.config import load
+from jobs.definitions.sql_catalog import SqlFileError, expand_like, load_catalog, render, split_statements
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = load(ROOT / "deploy" / "config" / "local.json", "run")

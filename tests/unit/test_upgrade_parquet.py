@@ -8,8 +8,8 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from jobs.replay import Window
-from jobs.upgrade import parquet_until, trim_parquet
+from jobs.definitions.replay import Window
+from jobs.operations.upgrade import parquet_until, trim_parquet
 
 T = datetime(2026, 12, 1, 10, 0)
 MINUTE = timedelta(minutes=1)

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from jobs.config import Config
-from jobs.sql_catalog import (Feature, SqlFileError, Statement, load_features, parenthesized, strip_comments,
-                              top_level_code)
+from jobs.definitions.config import Config
+from jobs.definitions.sql_catalog import (Feature, SqlFileError, Statement, load_features, parenthesized,
+                                          strip_comments, top_level_code)
 
 WINDOW_CALL = re.compile(r"\b(TUMBLE|HOP|CUMULATE|SESSION)\s*\(", re.IGNORECASE)
 _INTERVAL = re.compile(r"(?is)^INTERVAL\s+'(\d+)'\s+(SECOND|MINUTE|HOUR|DAY)S?$")

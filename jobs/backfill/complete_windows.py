@@ -30,10 +30,10 @@ from datetime import datetime, timedelta
 
 from pyflink.table import EnvironmentSettings, TableEnvironment
 
-from jobs import environment, pipeline
-from jobs.config import Config
-from jobs.feature_specs import FeatureSpec
-from jobs.sql_catalog import Catalog
+from jobs.definitions.config import Config
+from jobs.definitions.feature_specs import FeatureSpec
+from jobs.definitions.sql_catalog import Catalog
+from jobs.streaming import environment, pipeline
 
 EPOCH = datetime(1970, 1, 1)
 

@@ -1,97 +1,18 @@
-"""Derive each feature group's sinks from its SELECT's schema: the author writes no DDL.
-
-A feature's output columns are user_id, window_start, window_end and its feature columns.
+"""Derive each feature group's Flink sinks from its schema (jobs/definitions/schema.py): the
+author writes no DDL.
   - Parquet (offline, training): <output.path>/<name>/dt=YYYYMMDD/hr=HH/, partitioned by the UTC
     hour of window_start, INT64 millisecond timestamps in UTC.
   - PostgreSQL (online, serving): table <name>, upserted on its key, so replays are idempotent.
-The key comes from the SELECT's GROUP BY (jobs.feature_specs.key_of): (user_id, window_end,
-window_start) plus any other grouped column it outputs; every other column is a value, whatever
-its type (MAX(event_type) is a nullable text value).
+  - progress markers (one per window) into both, and a counter of the rows each group emitted.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
-from jobs.config import Config
-from jobs.replay import EPOCH
-
-REQUIRED_COLUMNS = ("user_id", "window_start", "window_end")
-
-# Flink type (as printed by the planner) -> PostgreSQL column type.
-_POSTGRES_TYPES = {
-    "BIGINT": "bigint",
-    "INT": "integer",
-    "SMALLINT": "smallint",
-    "TINYINT": "smallint",
-    "DOUBLE": "double precision",
-    "FLOAT": "real",
-    "BOOLEAN": "boolean",
-    "STRING": "text",
-    "DATE": "date",
-    "TIMESTAMP(3)": "timestamp(3)",
-}
-
-
-class FeatureSchemaError(ValueError):
-    """A feature SELECT whose output cannot be stored; the message names the file."""
-
-
-@dataclass(frozen=True)
-class Column:
-    name: str
-    flink_type: str  # as the planner prints it, NOT NULL stripped, e.g. "BIGINT", "TIMESTAMP(3)"
-    nullable: bool
-
-    @property
-    def postgres_type(self) -> str:
-        if self.flink_type.startswith("DECIMAL"):
-            return self.flink_type.replace("DECIMAL", "numeric")
-        if self.flink_type.startswith("VARCHAR"):
-            return "text"
-        return _POSTGRES_TYPES[self.flink_type]
-
-
-@dataclass(frozen=True)
-class FeatureSchema:
-    name: str
-    columns: tuple[Column, ...]
-    key: tuple[str, ...]  # the upsert key, from the SELECT's GROUP BY
-
-    @property
-    def values(self) -> tuple[Column, ...]:
-        return tuple(c for c in self.columns if c.name not in self.key)
-
-
-def check_schema(name: str, where: str, columns: list[Column], key: tuple[str, ...]) -> FeatureSchema:
-    """Refuse outputs the sinks cannot store, naming the feature file."""
-    names = [c.name for c in columns]
-    missing = [c for c in REQUIRED_COLUMNS if c not in names]
-    if missing:
-        raise FeatureSchemaError(f"{where}: feature '{name}' must output {', '.join(missing)} (got {', '.join(names)})")
-    for column in key:
-        if column not in names:
-            raise FeatureSchemaError(f"{where}: feature '{name}' key column {column} is not among its output "
-                                     f"columns ({', '.join(names)})")
-    for column in columns:
-        if column.name in ("window_start", "window_end") and column.flink_type != "TIMESTAMP(3)":
-            raise FeatureSchemaError(
-                f"{where}: feature '{name}' column {column.name} must be TIMESTAMP(3) (a window TVF's "
-                f"window_start/window_end), got {column.flink_type}"
-            )
-        if column.name in ("dt", "hr"):
-            raise FeatureSchemaError(f"{where}: feature '{name}': column name '{column.name}' is reserved for partitions")
-        try:
-            column.postgres_type
-        except KeyError:
-            raise FeatureSchemaError(
-                f"{where}: feature '{name}' column {column.name} has type {column.flink_type}, which the sinks "
-                f"do not store; cast it to one of {', '.join(sorted(_POSTGRES_TYPES))} or DECIMAL"
-            ) from None
-    if len(columns) == len(REQUIRED_COLUMNS):
-        raise FeatureSchemaError(f"{where}: feature '{name}' has no feature columns")
-    return FeatureSchema(name, tuple(columns), key)
+from jobs.definitions.config import Config
+from jobs.definitions.replay import EPOCH
+from jobs.definitions.schema import PROGRESS_TABLE, FeatureSchema
 
 
 def _column_list(schema: FeatureSchema) -> str:
@@ -116,7 +37,7 @@ PARQUET_TIME_OPTIONS = {
 
 def _after(moment: datetime) -> str:
     """The filter that writes only windows ending after ``moment`` (a replay upgrade's cut-over,
-    jobs/replay.py). Always present, epoch by default, so the operator graph is the same with or
+    jobs/definitions/replay.py). Always present, epoch by default, so the operator graph is the same with or
     without a cut-over."""
     return f"WHERE window_end > TIMESTAMP '{moment:%Y-%m-%d %H:%M:%S}'"
 
@@ -197,7 +118,6 @@ def jdbc_sink(schema: FeatureSchema, config: Config, password: str, after: datet
     return ddl, f"INSERT INTO `{table}` SELECT * FROM `{schema.name}` {_after(after)}"
 
 
-PROGRESS_TABLE = "feature_progress"  # PostgreSQL; Parquet: <output.path>/_progress/<feature>/
 PROGRESS_COLUMNS = ("`feature_group` STRING,\n  `window_start` TIMESTAMP(3),\n  `window_end` TIMESTAMP(3),\n"
                     "  `row_count` BIGINT,\n  `emitted_at` TIMESTAMP(3),\n  `served_from` TIMESTAMP(3)")
 # How long after its marker a window's rows are surely in PostgreSQL too: the feature's JDBC sink
@@ -213,7 +133,7 @@ def served_from_delay_seconds(config: Config) -> int:
 
 def progress_view(schema: FeatureSchema, served_from_delay: int) -> tuple[str, str]:
     """Name and query of the feature's progress markers: one row per window, once the watermark has
-    passed its end, counting the rows the feature emitted for it (jobs/point_in_time.py reads them).
+    passed its end, counting the rows the feature emitted for it (jobs/reads/point_in_time.py reads them).
     Grouping a window aggregate's output by its window bounds is itself a window aggregate in
     Flink, so each marker is emitted exactly once, after its window's rows. ``emitted_at`` is the
     wall clock (UTC) when the marker left the job; ``served_from`` is when its rows have surely
@@ -255,31 +175,3 @@ def counter_sink(schema: FeatureSchema) -> tuple[str, str]:
     table = f"{schema.name}__counter"
     return (f"CREATE TEMPORARY TABLE `{table}` (`n` INT) WITH ('connector' = 'blackhole')",
             f"INSERT INTO `{table}` SELECT 1 FROM `{schema.name}`")
-
-
-def postgres_table_ddl(schema: FeatureSchema) -> str:
-    """The PostgreSQL table a feature upserts into (timestamps are UTC wall-clock)."""
-    columns = ",\n  ".join(
-        f"{c.name} {c.postgres_type}{'' if c.nullable and c.name not in schema.key else ' NOT NULL'}"
-        for c in schema.columns
-    )
-    return (
-        f"CREATE TABLE IF NOT EXISTS {schema.name} (\n  {columns},\n"
-        f"  PRIMARY KEY ({', '.join(schema.key)})\n)"
-    )
-
-
-PROGRESS_POSTGRES_COLUMNS = {"feature_group": "text NOT NULL", "window_start": "timestamp(3) NOT NULL",
-                             "window_end": "timestamp(3) NOT NULL", "row_count": "bigint NOT NULL",
-                             "emitted_at": "timestamp(3)", "served_from": "timestamp(3)"}
-
-
-def postgres_progress_ddl() -> str:
-    """The table of progress markers every feature group writes (see progress_view)."""
-    columns = ",\n  ".join(f"{name} {kind}" for name, kind in PROGRESS_POSTGRES_COLUMNS.items())
-    return f"CREATE TABLE IF NOT EXISTS {PROGRESS_TABLE} (\n  {columns},\n  PRIMARY KEY (feature_group, window_end)\n)"
-
-
-def postgres_window_index_ddl(schema: FeatureSchema) -> str:
-    """The index that keeps completeness checks and retention pruning (by window_end) fast."""
-    return f"CREATE INDEX IF NOT EXISTS {schema.name}_window_end_idx ON {schema.name} (window_end)"

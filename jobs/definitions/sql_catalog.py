@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from jobs.config import Config
+from jobs.definitions.config import Config
 
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_-]+)\.([A-Za-z0-9_.-]+)\}")
 FEATURE_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")

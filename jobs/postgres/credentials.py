@@ -3,7 +3,7 @@ else from the config (local runs). The value is never logged.
 
 A secret can be rotated while the job and the readers run, so it is read when a connection is
 made, never baked in: the job's JDBC sinks connect through AWS's Secrets Manager JDBC driver (see
-jobs/sinks.py), and Python connections ask a ``Password`` (cached briefly, read again after a
+jobs/streaming/sinks.py), and Python connections ask a ``Password`` (cached briefly, read again after a
 failed login). The secret must be JSON with ``username`` and ``password`` (as RDS writes it and
 as the driver reads it); its username must be ``rds.username``.
 """
@@ -16,7 +16,7 @@ import threading
 import time
 from typing import Callable, TypeVar
 
-from jobs.config import Config
+from jobs.definitions.config import Config
 
 log = logging.getLogger(__name__)
 

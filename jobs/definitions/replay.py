@@ -1,6 +1,6 @@
 """The cut-over of a replay upgrade: where a new version of the job takes over from the old one.
 
-When the stateful operators change (jobs/plan_fingerprint.py) the new version cannot restore the old
+When the stateful operators change (jobs/streaming/plan_fingerprint.py) the new version cannot restore the old
 one's state, so it starts with fresh state, reads the stream again from a point early enough that
 every window it will write is computed from complete input, and writes each feature group's
 windows only past what the old version already wrote to both sinks:
@@ -41,7 +41,7 @@ SINKS = ("postgres", "parquet")
 EPOCH = datetime(1970, 1, 1)
 _UNTIL_KEY = re.compile(r"until\.([a-z][a-z0-9_]{0,62})")
 _ISO = "%Y-%m-%dT%H:%M:%SZ"
-# What a deployment records of the plan it runs (jobs/plan_fingerprint.py Fingerprint.summary).
+# What a deployment records of the plan it runs (jobs/streaming/plan_fingerprint.py Fingerprint.summary).
 RECORD_KEYS = ("fingerprint", "operators", "groups")
 
 

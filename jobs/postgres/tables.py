@@ -1,31 +1,26 @@
-"""PostgreSQL side of the online store: connecting from the JDBC URL, creating and migrating the
-feature tables derived from the feature SQL.
+"""The PostgreSQL tables of the online store, derived from the feature SQL: their DDL, and the
+migration that creates and extends them.
 
 Migration is additive and safe to re-run: a missing table is created, a new feature column is
 added (NULL for rows written before it); a column whose type changed, or a changed key, stops with
 a message saying what to do by hand, because rewriting live serving data is not something to
 do silently.
 
-The job's commands (migrate, and run's check of the tables) talk to PostgreSQL through the JVM's
-JDBC driver, the one the sinks use: the job's Python on Managed Flink has no PostgreSQL client
-(only pure-Python packages are bundled). The reads (jobs.serving) use psycopg.
+``migrate`` takes any DB-API connection: the job's commands pass the JVM's JDBC one
+(jobs/postgres/connection.py), the tests psycopg's.
 """
 
 from __future__ import annotations
 
 import logging
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
-from urllib.parse import parse_qsl, urlsplit
 
-from jobs.config import Config, ConfigError
-from jobs.sinks import (PROGRESS_POSTGRES_COLUMNS, PROGRESS_TABLE, FeatureSchema, postgres_progress_ddl,
-                         postgres_table_ddl, postgres_window_index_ddl)
+from jobs.definitions.schema import PROGRESS_TABLE, FeatureSchema
+from jobs.postgres.connection import DatabaseError
 
 log = logging.getLogger(__name__)
 
-# information_schema spelling of the types jobs.sinks maps to.
+# information_schema spelling of the types jobs/definitions/schema.py maps to.
 _CATALOG_TYPE_NAMES = {
     "bigint": "bigint",
     "integer": "integer",
@@ -39,12 +34,8 @@ _CATALOG_TYPE_NAMES = {
 }
 
 
-class MigrationError(RuntimeError):
+class MigrationError(DatabaseError):
     """A change the migration will not make by itself; the message says what to do."""
-
-
-class DatabaseUnavailable(MigrationError):
-    """PostgreSQL cannot be reached (or its driver loaded); the message says where."""
 
 
 @dataclass(frozen=True)
@@ -53,20 +44,6 @@ class Change:
 
     adds: str
     statement: str
-
-
-def connection_kwargs(config: Config, password: str) -> dict[str, str]:
-    """psycopg connection arguments from the rds group's JDBC URL (never logged: has the password)."""
-    url = config.get("rds", "jdbc.url")
-    parts = urlsplit(url.removeprefix("jdbc:"))
-    if not parts.hostname or not parts.path.strip("/"):
-        raise ConfigError(f"property group 'rds' key 'jdbc.url': expected jdbc:postgresql://HOST[:PORT]/DATABASE, got '{url}'")
-    kwargs = {"host": parts.hostname, "port": str(parts.port or 5432), "dbname": parts.path.strip("/"),
-              "user": config.get("rds", "username"), "password": password}
-    for key, value in parse_qsl(parts.query):
-        if key in ("sslmode", "connect_timeout", "application_name"):
-            kwargs[key] = value
-    return kwargs
 
 
 @dataclass(frozen=True)
@@ -92,12 +69,6 @@ def existing_columns(cursor, table: str) -> dict[str, ExistingColumn]:
         (table,),
     )
     return {name: ExistingColumn(name, data_type, key) for name, data_type, key in cursor.fetchall()}
-
-
-def database_name(config: Config) -> str:
-    """host:port/database of the rds group, for messages."""
-    kwargs = connection_kwargs(config, password="")
-    return f"{kwargs['host']}:{kwargs['port']}/{kwargs['dbname']}"
 
 
 def plan_migration(schema: FeatureSchema, existing: dict[str, ExistingColumn]) -> list[Change]:
@@ -147,7 +118,7 @@ def migrate(connection, schemas: list[FeatureSchema], dry_run: bool) -> list[Cha
     """Plan every table first (so nothing changes when one of them cannot be migrated), then apply.
 
     Besides each feature's table: its window_end index (reads and pruning) and the shared table
-    of progress markers (jobs/point_in_time.py)."""
+    of progress markers (jobs/reads/point_in_time.py)."""
     with connection.cursor() as cursor:
         planned = []
         for schema in schemas:
@@ -170,74 +141,29 @@ def missing(changes: list[Change]) -> str:
     return ", ".join(dict.fromkeys(change.adds for change in changes))
 
 
-@contextmanager
-def jdbc_connection(config: Config, password: str) -> Iterator["_JdbcConnection"]:
-    """A connection to the rds group's database through the JVM's PostgreSQL JDBC driver (needs a
-    TableEnvironment: its class loader holds the connector jar)."""
-    from py4j.protocol import Py4JJavaError
-    from pyflink.java_gateway import get_gateway
-
-    jvm = get_gateway().jvm
-    properties = jvm.java.util.Properties()
-    properties.setProperty("user", config.get("rds", "username"))
-    properties.setProperty("password", password)
-    try:
-        loader = jvm.Thread.currentThread().getContextClassLoader()
-        driver = jvm.Class.forName("org.postgresql.Driver", True, loader).newInstance()
-    except Py4JJavaError:
-        raise DatabaseUnavailable("the PostgreSQL JDBC driver is not on the job's class path (the connector jar)") from None
-    try:
-        connection = driver.connect(config.get("rds", "jdbc.url"), properties)
-    except Py4JJavaError as error:
-        raise DatabaseUnavailable(f"cannot connect to PostgreSQL at {database_name(config)} (property group 'rds'): "
-                                  f"{error.java_exception.getMessage()}") from None
-    try:
-        connection.setAutoCommit(False)
-        yield _JdbcConnection(connection)
-    finally:
-        connection.close()
+def postgres_table_ddl(schema: FeatureSchema) -> str:
+    """The PostgreSQL table a feature upserts into (timestamps are UTC wall-clock)."""
+    columns = ",\n  ".join(
+        f"{c.name} {c.postgres_type}{'' if c.nullable and c.name not in schema.key else ' NOT NULL'}"
+        for c in schema.columns
+    )
+    return (
+        f"CREATE TABLE IF NOT EXISTS {schema.name} (\n  {columns},\n"
+        f"  PRIMARY KEY ({', '.join(schema.key)})\n)"
+    )
 
 
-class _JdbcConnection:
-    """The few DB-API calls migrate() makes (cursor, execute with %s parameters, fetch, commit)."""
+PROGRESS_POSTGRES_COLUMNS = {"feature_group": "text NOT NULL", "window_start": "timestamp(3) NOT NULL",
+                             "window_end": "timestamp(3) NOT NULL", "row_count": "bigint NOT NULL",
+                             "emitted_at": "timestamp(3)", "served_from": "timestamp(3)"}
 
-    def __init__(self, connection: Any) -> None:
-        self._connection = connection
-        self._rows: list[tuple] = []
 
-    @contextmanager
-    def cursor(self) -> Iterator["_JdbcConnection"]:
-        yield self
+def postgres_progress_ddl() -> str:
+    """The table of progress markers every feature group writes (see progress_view)."""
+    columns = ",\n  ".join(f"{name} {kind}" for name, kind in PROGRESS_POSTGRES_COLUMNS.items())
+    return f"CREATE TABLE IF NOT EXISTS {PROGRESS_TABLE} (\n  {columns},\n  PRIMARY KEY (feature_group, window_end)\n)"
 
-    def commit(self) -> None:
-        self._connection.commit()
 
-    def execute(self, query: str, parameters: Sequence[str] = ()) -> None:
-        from py4j.protocol import Py4JJavaError
-
-        try:
-            statement = self._connection.prepareStatement(query.replace("%s", "?"))
-            try:
-                for position, value in enumerate(parameters, start=1):
-                    statement.setString(position, value)
-                self._rows = self._read(statement.getResultSet()) if statement.execute() else []
-            finally:
-                statement.close()
-        except Py4JJavaError as error:
-            raise MigrationError(f"PostgreSQL refused `{' '.join(query.split())}`: "
-                                 f"{error.java_exception.getMessage()}") from None
-
-    @staticmethod
-    def _read(results: Any) -> list[tuple]:
-        width = results.getMetaData().getColumnCount()
-        rows = []
-        while results.next():
-            rows.append(tuple(results.getObject(column) for column in range(1, width + 1)))
-        return rows
-
-    def fetchall(self) -> list[tuple]:
-        rows, self._rows = self._rows, []
-        return rows
-
-    def fetchone(self) -> tuple | None:
-        return self._rows.pop(0) if self._rows else None
+def postgres_window_index_ddl(schema: FeatureSchema) -> str:
+    """The index that keeps completeness checks and retention pruning (by window_end) fast."""
+    return f"CREATE INDEX IF NOT EXISTS {schema.name}_window_end_idx ON {schema.name} (window_end)"

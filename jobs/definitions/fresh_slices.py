@@ -12,7 +12,7 @@ Both sinks get every version: PostgreSQL table <name>__fresh upserts it keyed by
 version parity), so the table holds each slice's last two versions; Parquet <name>__fresh/ keeps
 them all (the changelog training sets read). A read as of a moment uses, per slice, the newest
 version served by then (``served_from`` = written_at + the fresh sink's flush time):
-jobs/fresh_reads.py, one rule online and offline.
+jobs/reads/fresh.py, one rule online and offline.
 
 Derived from the feature's own SELECT: each value column must be an aggregate that slices
 combine, COUNT, SUM, MIN, MAX or AVG (kept as a sum and a count), each optionally with
@@ -28,10 +28,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from jobs.config import Config
-from jobs.feature_specs import (AFTER_GROUP_BY, GROUP_BY, WINDOW_CALL, call_arguments, literal, normalized,
-                                select_items, spec_of, split_top_level)
-from jobs.sql_catalog import Feature, load_features, parenthesized, strip_comments, top_level_code
+from jobs.definitions.config import Config
+from jobs.definitions.feature_specs import (AFTER_GROUP_BY, GROUP_BY, WINDOW_CALL, call_arguments, literal, normalized,
+                                            select_items, spec_of, split_top_level)
+from jobs.definitions.sql_catalog import Feature, load_features, parenthesized, strip_comments, top_level_code
 
 TABLE_SUFFIX = "__fresh"  # PostgreSQL table and Parquet folder of a group's slice versions
 KEY = ("user_id", "window_end", "window_start", "slot")  # window_* are the slice's bounds

@@ -16,14 +16,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable, Mapping
 
-from jobs import replay
+from jobs.definitions import replay
 
 MANAGED_FLINK_CONFIG = Path("/etc/flink/application_properties.json")
 # Tests and the local cluster only (deploy/local/cluster.py): where a job started without --config
 # reads its runtime properties instead of MANAGED_FLINK_CONFIG, which they cannot write to.
 # Managed Flink never sets it.
 PROPERTIES_FILE_OVERRIDE = "FEATURE_JOB_TEST_PROPERTIES_FILE"
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 PropertyGroups = dict[str, dict[str, str]]
 
@@ -122,7 +122,7 @@ KEYS: tuple[Key, ...] = (
     Key("events", "future.skew.seconds", "300", _non_negative_int, "events dated further than this after their arrival are quarantined"),
     Key("events", "dedup.ttl.hours", "24", _positive_int, "a txid is remembered this long; a later re-send counts again"),
     Key("features", "fresh.interval.seconds", "5", _non_negative_int,
-        "fresh slices (jobs/fresh_slices.py) are written this often while open; 0 turns them off"),
+        "fresh slices (jobs/definitions/fresh_slices.py) are written this often while open; 0 turns them off"),
     Key("rds", "jdbc.url", None, _jdbc_postgres_url, "PostgreSQL JDBC URL"),
     Key("rds", "username", None, _non_empty, "PostgreSQL user"),
     Key("rds", "password", "", _any, "local only; in the cloud use password.secret.arn"),
@@ -130,8 +130,8 @@ KEYS: tuple[Key, ...] = (
     Key("rds", "batch.size", "500", _positive_int, "rows per JDBC batch"),
     Key("rds", "flush.interval.ms", "1000", _non_negative_int, "max time a row waits in the JDBC buffer"),
     Key("rds", "max.retries", "3", _non_negative_int, "JDBC write retries before the job fails and restarts"),
-    Key("rds", "retention.days", "7", _positive_int, "jobs.serving prune deletes window rows that ended longer ago"),
-    Key("rds", "pool.size", "4", _positive_int, "jobs.serving: most PostgreSQL connections one reader process opens"),
+    Key("rds", "retention.days", "7", _positive_int, "jobs.reads.serving prune deletes window rows that ended longer ago"),
+    Key("rds", "pool.size", "4", _positive_int, "jobs.reads.serving: most PostgreSQL connections one reader process opens"),
     Key("output", "path", None, _output_path, "root of the offline copy: s3://BUCKET/PREFIX"),
     Key("output", "s3.endpoint", "", _url_or_empty, "S3 endpoint for local runs; empty = AWS"),
     Key("output", "s3.path.style.access", "false", _boolean, "path-style S3 URLs (S3-compatible emulators)"),
@@ -150,8 +150,8 @@ REQUIRED_GROUPS: Mapping[str, tuple[str, ...]] = {
     "migrate": ("job", "source", "events", "features", "rds", "output"),
     "fingerprint": ("job", "source", "events", "features", "rds", "output"),
     "backfill": ("job", "events"),
-    "serve": ("rds",),     # jobs.serving: online reads and pruning
-    "train": ("output",),  # jobs.training: point-in-time training sets from the Parquet copy
+    "serve": ("rds",),     # jobs.reads.serving: online reads and pruning
+    "train": ("output",),  # jobs.reads.training: point-in-time training sets from the Parquet copy
 }
 
 
@@ -256,7 +256,7 @@ def validate(groups: PropertyGroups, command: str, origin: str) -> Config:
 
 
 def _derive_source_keys(source: dict[str, str], replay_start: str) -> list[str]:
-    """Keys computed from others so SQL templates need no logic. A replay upgrade's start (jobs/replay.py)
+    """Keys computed from others so SQL templates need no logic. A replay upgrade's start (jobs/definitions/replay.py)
     is where a start without state reads from, whatever init.position says."""
     if replay_start:
         source.update({"init.position": "AT_TIMESTAMP", "init.timestamp": replay_start})

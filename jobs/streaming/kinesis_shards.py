@@ -21,7 +21,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from jobs.config import Config, ConfigError, is_aws_endpoint
+from jobs.definitions.config import Config, ConfigError, is_aws_endpoint
 
 log = logging.getLogger(__name__)
 

@@ -14,10 +14,12 @@ from typing import Callable
 from pyflink.table import StatementSet, Table, TableEnvironment
 from pyflink.table.expressions import call_sql
 
-from jobs import fresh_slices, plan_fingerprint, replay, sinks
-from jobs.config import Config
-from jobs.feature_specs import key_of
-from jobs.sql_catalog import Catalog, Feature, SqlFileError, Statement
+from jobs.definitions import fresh_slices, replay
+from jobs.definitions.config import Config
+from jobs.definitions.feature_specs import key_of
+from jobs.definitions.schema import Column, FeatureSchema, check_schema
+from jobs.definitions.sql_catalog import Catalog, Feature, SqlFileError, Statement, load_catalog
+from jobs.streaming import environment, plan_fingerprint, sinks
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +34,8 @@ class Pipeline:
     t_env: TableEnvironment
     catalog: Catalog
     config: Config
-    features: list[sinks.FeatureSchema] = field(default_factory=list)
-    fresh: list[sinks.FeatureSchema] = field(default_factory=list)  # the groups' fresh slice tables
+    features: list[FeatureSchema] = field(default_factory=list)
+    fresh: list[FeatureSchema] = field(default_factory=list)  # the groups' fresh slice tables
     sink_tables: list[str] = field(default_factory=list)
 
     def fingerprint(self) -> plan_fingerprint.Fingerprint:
@@ -60,23 +62,23 @@ def _run(statement: Statement, action: Callable[[str], object]) -> object:
         raise SqlFileError(statement.path, statement.first_line + line - 1, message) from None
 
 
-def _schema_of(table: Table, name: str, feature: Feature, key: tuple[str, ...]) -> sinks.FeatureSchema:
+def _schema_of(table: Table, name: str, feature: Feature, key: tuple[str, ...]) -> FeatureSchema:
     """The resolved output schema of a query, as the planner prints its types, with ``key``."""
     resolved = table._j_table.getResolvedSchema()  # the Python TableSchema loses type details
     columns = [
         _column_from_printed(column.getName(), column.getDataType().toString())
         for column in resolved.getColumns()
     ]
-    return sinks.check_schema(name, feature.query.where(), columns, key)
+    return check_schema(name, feature.query.where(), columns, key)
 
 
-def _column_from_printed(name: str, printed: str) -> sinks.Column:
+def _column_from_printed(name: str, printed: str) -> Column:
     nullable = not printed.endswith(" NOT NULL")
     flink_type = printed.removesuffix(" NOT NULL")
     if flink_type == "VARCHAR(2147483647)":
         flink_type = "STRING"
     flink_type = re.sub(r" \*ROWTIME\*| \*PROCTIME\*", "", flink_type)
-    return sinks.Column(name, flink_type, nullable)
+    return Column(name, flink_type, nullable)
 
 
 def register_events(t_env: TableEnvironment, catalog: Catalog) -> None:
@@ -87,7 +89,7 @@ def register_events(t_env: TableEnvironment, catalog: Catalog) -> None:
 
 
 def register_features(t_env: TableEnvironment, catalog: Catalog,
-                      only_windows: str | None = None) -> list[sinks.FeatureSchema]:
+                      only_windows: str | None = None) -> list[FeatureSchema]:
     """Register sources, views, UDFs and one view per feature; return the features' schemas.
 
     ``only_windows``: a SQL condition on window_start/window_end every feature row must meet
@@ -113,8 +115,8 @@ def register_features(t_env: TableEnvironment, catalog: Catalog,
     return schemas
 
 
-def register_fresh(t_env: TableEnvironment, catalog: Catalog, config: Config) -> list[sinks.FeatureSchema]:
-    """Register the fresh slice views (jobs/fresh_slices.py) of every group that can have them, after
+def register_fresh(t_env: TableEnvironment, catalog: Catalog, config: Config) -> list[FeatureSchema]:
+    """Register the fresh slice views (jobs/definitions/fresh_slices.py) of every group that can have them, after
     register_features; return their tables' schemas. None when features.fresh.interval.seconds is 0."""
     interval = fresh_slices.interval_seconds(config)
     tables = []
@@ -137,7 +139,7 @@ def build(t_env: TableEnvironment, catalog: Catalog, config: Config, *, output_r
 
     ``jdbc_password`` None means no PostgreSQL sinks (backfill writes Parquet only);
     ``only_windows``: see register_features (the streaming job passes none). A streaming job writes
-    each group's windows past its replay cut-over only (jobs/replay.py); a backfill all.
+    each group's windows past its replay cut-over only (jobs/definitions/replay.py); a backfill all.
     """
     pipeline = Pipeline(t_env.create_statement_set(), t_env, catalog, config)
     cut = config.cut() if streaming_commit else replay.Cut("", None)
@@ -179,6 +181,18 @@ def build(t_env: TableEnvironment, catalog: Catalog, config: Config, *, output_r
     log.info("pipeline: %d feature group(s) %s, %d sink table(s)", len(pipeline.features),
              [f.name for f in pipeline.features], len(pipeline.sink_tables))
     return pipeline
+
+
+def streaming(config: Config, sql_dir: Path, password: str, *, managed: bool = False) -> Pipeline:
+    """The streaming job this config and SQL give, built (not submitted)."""
+    t_env = environment.create(config, managed=managed, streaming_source=True)
+    return build(t_env, load_catalog(sql_dir, "kinesis", config), config,
+                 output_root=config.get("output", "path"), jdbc_password=password, streaming_commit=True)
+
+
+def fingerprint_of(config: Config, sql_dir: Path) -> plan_fingerprint.Fingerprint:
+    """The fingerprint of the streaming job this config and SQL give (deploy compares it too)."""
+    return streaming(config, sql_dir, password="not-fetched-for-fingerprint").fingerprint()
 
 
 def sink_root(path: Path) -> str:

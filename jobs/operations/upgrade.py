@@ -1,11 +1,11 @@
-"""Ship a changed SQL tree to a job that has run before: restore when safe, else replay (jobs/replay.py).
+"""Ship a changed SQL tree to a job that has run before: restore when safe, else replay (jobs/definitions/replay.py).
 
 What each sink already holds comes from the progress markers, PostgreSQL feature_progress and the
 committed Parquet markers under <output.path>/_progress/, checked against the rows each sink
 holds: a window counts as written only when its rows are all there. Parquet files commit on
 checkpoints (compacted feature files after their compaction), and with parallel window
 operators a checkpoint can commit some of a window's rows before its marker.
-Each group has one cut (jobs/replay.py): ``trim_parquet`` removes committed rows and markers of
+Each group has one cut (jobs/definitions/replay.py): ``trim_parquet`` removes committed rows and markers of
 windows past it, so that the new version writes each of those windows once, whole, with the same
 logic as PostgreSQL.
 
@@ -33,11 +33,11 @@ import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from jobs import replay
-from jobs.config import Config
-from jobs.feature_specs import load_specs
-from jobs.plan_fingerprint import Fingerprint
-from jobs.sinks import PROGRESS_TABLE
+from jobs.definitions import replay
+from jobs.definitions.config import Config
+from jobs.definitions.feature_specs import load_specs
+from jobs.definitions.schema import PROGRESS_TABLE
+from jobs.streaming.plan_fingerprint import Fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -216,18 +216,18 @@ def prepare(config: Config, sql_dir: Path, old_groups: Iterable[str], new: Finge
     rows and markers committed past their group's cut can go (they are rewritten whole)."""
     import psycopg
 
-    from jobs import rds, secrets
-    from jobs.training import filesystem_and_path
+    from jobs.postgres import connection, credentials
+    from jobs.reads.training import filesystem_and_path
 
     windows = windows_of(config, sql_dir)
     groups = sorted(set(old_groups) & set(windows))
-    connection = rds.connection_kwargs(config, secrets.jdbc_password(config))
+    database = connection.connection_kwargs(config, credentials.jdbc_password(config))
     try:
-        with psycopg.connect(**connection, connect_timeout=10) as db:
+        with psycopg.connect(**database, connect_timeout=10) as db:
             in_postgres = postgres_until(db, {group: windows[group] for group in groups})
     except psycopg.Error as error:
-        raise replay.ReplayError(f"cannot read the progress markers in PostgreSQL at {connection['host']}:"
-                                 f"{connection['port']}/{connection['dbname']} (property group 'rds'), which the "
+        raise replay.ReplayError(f"cannot read the progress markers in PostgreSQL at {database['host']}:"
+                                 f"{database['port']}/{database['dbname']} (property group 'rds'), which the "
                                  f"upgrade needs: {str(error).strip()}") from None
     filesystem, root = filesystem_and_path(config.get("output", "path"), config, None)
     in_parquet = parquet_until(filesystem, root, {group: windows[group] for group in groups})

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from jobs.config import ConfigError
+from jobs.definitions.config import ConfigError
 
 ARCHIVE_SCHEMA = pa.schema([("payload", pa.string()), ("arrival_time", pa.timestamp("ms", tz="UTC")),
                             ("shard_id", pa.string()), ("sequence_number", pa.string())])

@@ -37,7 +37,7 @@ _COUNTER_METRIC = re.compile(r"^(\d+)\.(counter_\w+|\w+__counter)\[\d+\]__Writer
 _DROPPED_METRIC = re.compile(r"^(\d+)\.WindowAggregate\[\d+\]\.numLateRecordsDropped$")
 _FEATURE_OF_VERTEX = re.compile(r"\b(\w+)__counter\[\d+\]")
 DROPPED_SUFFIX = "__dropped_by_window"
-_PORTS = range(8081, 8100)  # jobs.environment binds the web UI to the first free one of these
+_PORTS = range(8081, 8100)  # jobs.streaming.environment binds the web UI to the first free one of these
 
 
 def _get(url: str) -> object:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from pyflink.table import StatementSet, TableEnvironment
 
-from jobs.sql_catalog import Feature
+from jobs.definitions.sql_catalog import Feature
 
 # Operators whose state a restore must map: the source (shard positions), the dedup (txids), the
 # window aggregates (open windows, their watermark), the fresh slices' totals (OverAggregate) and the

@@ -20,8 +20,8 @@ from pyflink.java_gateway import get_gateway
 from pyflink.table import EnvironmentSettings, StreamTableEnvironment, TableEnvironment
 from pyflink.util.java_utils import add_jars_to_context_class_loader
 
-from jobs import secrets
-from jobs.config import PROJECT_ROOT, Config, is_aws_endpoint
+from jobs.definitions.config import PROJECT_ROOT, Config, is_aws_endpoint
+from jobs.postgres import credentials
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ def _use_secret_region(config: Config) -> None:
     the AWS SDK's default chain): locally that is the secret ARN's region. Its endpoint, like
     boto3's, can be moved with AWS_ENDPOINT_URL_SECRETS_MANAGER (e.g. to the local emulator).
     On Managed Flink the SDK's default chain gives the application's region."""
-    region = secrets.secret_region(config.groups.get("rds", {}).get("password.secret.arn", ""))
+    region = credentials.secret_region(config.groups.get("rds", {}).get("password.secret.arn", ""))
     if region:
         os.environ.setdefault("AWS_SECRET_JDBC_REGION", region)
 

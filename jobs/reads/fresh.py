@@ -1,7 +1,7 @@
 """The one rule both fresh reads use (online get_features(fresh=True), offline training_set(fresh=True)).
 
 A fresh value as of ``t`` answers for the window that ends at t, from the group's slices
-(jobs/fresh_slices.py): the slice t falls in (open, counted so far) and the size/slide - 1
+(jobs/definitions/fresh_slices.py): the slice t falls in (open, counted so far) and the size/slide - 1
 complete slices before it. So it covers the events dated from span_start(t) = t rounded down to
 the slide, minus size, plus slide, up to t (and any already received that are dated later in
 the open slice: a fast client clock). A HOP window value covers exactly size; a fresh value
@@ -20,8 +20,8 @@ import bisect
 from datetime import datetime
 from typing import Any, Iterable, Optional
 
-from jobs.fresh_slices import FreshSpec
-from jobs.point_in_time import aligned_end
+from jobs.definitions.fresh_slices import FreshSpec
+from jobs.reads.point_in_time import aligned_end
 
 
 def span_start(as_of: datetime, fresh: FreshSpec) -> datetime:

@@ -1,0 +1,1 @@
+"""What the features are: config, the SQL files, each feature group's shape, replay cut-overs."""

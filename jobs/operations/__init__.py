@@ -1,0 +1,1 @@
+"""Operating the running job: start checks, table migrations, the replay upgrade."""

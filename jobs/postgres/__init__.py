@@ -1,0 +1,1 @@
+"""The online store: PostgreSQL connections, feature tables and database credentials."""

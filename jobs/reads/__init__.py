@@ -1,0 +1,1 @@
+"""Reading features: online for inference (serving), point-in-time for training, fresh slices."""

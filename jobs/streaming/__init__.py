@@ -1,0 +1,1 @@
+"""The streaming job that writes features: Flink environment, pipeline, sinks, plan fingerprint."""
