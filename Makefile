@@ -41,8 +41,12 @@ demo: setup
 demo-stop:
 	$(PYTHON) -m deploy.local stop-job
 
+# Test modules run side by side in TEST_WORKERS processes (pytest-xdist; the tests of one module
+# stay together, sharing its services and jobs). Most of the suite waits on jobs and services, so
+# 3 workers fit 2 cores; TEST_WORKERS=0 runs everything in this process.
+TEST_WORKERS ?= 3
 test: setup $(LOCALSTACK_STAMP)
-	$(PYTHON) -m pytest
+	$(PYTHON) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 test-unit: $(STAMP)
 	$(PYTHON) -m pytest tests/unit

@@ -157,10 +157,18 @@ class Server:
     def our_pid(self) -> int | None:
         return process.recorded_pid(self.pid_file, str(self.data_dir))
 
+    def _listening_port(self) -> int | None:
+        """The port our running server listens on (line 4 of postmaster.pid)."""
+        try:
+            return int((self.data_dir / "postmaster.pid").read_text().splitlines()[3])
+        except (OSError, IndexError, ValueError):
+            return None
+
     def status(self) -> PostgresStatus:
         address = f"{self.settings.host}:{self.settings.port}"
         pid = self.our_pid()
-        if pid is not None:
+        # Ours only on the config's port: a config naming another port means another server.
+        if pid is not None and self._listening_port() in (None, self.settings.port):
             return PostgresStatus("ours", address, pid, self.data_dir)
         if process.port_open(self.settings.host, self.settings.port):
             return PostgresStatus("external", address)
@@ -191,6 +199,10 @@ class Server:
             raise PostgresError(
                 f"{current.address} is taken by a server that rejects {self.settings.user}@"
                 f"{self.settings.database}; stop it or change rds.jdbc.url in the config")
+        if self.our_pid() is not None:
+            raise PostgresError(
+                f"the PostgreSQL server `up` started listens on port {self._listening_port()}, the config "
+                f"says {self.settings.port}: `python -m deploy.local down`, then `up` again")
         bin_dir = find_bin_dir()
         self._prepare_home()
         self._initdb(bin_dir)

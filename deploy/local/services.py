@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import shutil
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Iterator
 
 from deploy.local import aws, aws_endpoint, job, postgres, resources
 from deploy.local.config import LocalSettings
@@ -56,11 +59,21 @@ def _stream_and_bucket(settings: LocalSettings) -> tuple[str, str]:
     return stream, bucket
 
 
+@contextmanager
+def _one_at_a_time(state: StateDirs) -> Iterator[None]:
+    """Serializes ``up`` across processes (two terminals, parallel test workers): otherwise both
+    see a port free and both start a server on it."""
+    with (state.run / "up.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def up(settings: LocalSettings, state: StateDirs, aws_kind: str = "emulator") -> Report:
     """``aws_kind``: what a free Kinesis+S3 port gets (aws_endpoint.CHOICES)."""
     state.ensure()
-    endpoints = aws_endpoint.ensure(settings, state, aws_kind)
-    pg_status = postgres.Server(state, settings.postgres).start()
+    with _one_at_a_time(state):
+        endpoints = aws_endpoint.ensure(settings, state, aws_kind)
+        pg_status = postgres.Server(state, settings.postgres).start()
     if resources.ensure_stream(aws.kinesis(settings), settings.stream_name, settings.shard_count):
         # A new stream (the emulator keeps streams in memory, so after `down` too): checkpoints
         # of the old one would resume at sequence numbers this stream never had.

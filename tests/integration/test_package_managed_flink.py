@@ -85,7 +85,7 @@ def test_no_configured_password_or_machine_path_in_the_zip(built):
 
 def test_unpacked_zip_validates_with_only_its_own_code_sql_and_jar(unpacked):
     script = ("import sys\n"
-              "from jobs import environment, feature_job\n"
+              "from jobs import feature_job\nfrom jobs.streaming import environment\n"
               "print('JAR', environment.find_jar())\n"
               f"sys.exit(feature_job.main(['validate', '--config', {str(LOCAL)!r}]))\n")
     result = subprocess.run([sys.executable, "-c", script], cwd=unpacked, env=clean_env(drop_aws=True), capture_output=True,
@@ -120,9 +120,9 @@ def test_bundled_boto3_reads_the_password_without_site_packages(unpacked, secret
     script = ("import sys\n"
               f"sys.path[:0] = [{str(unpacked)!r}, {str(unpacked / PY_FILES)!r}]\n"
               "import boto3\n"
-              "from jobs import config, secrets\n"
+              "from jobs.definitions import config\nfrom jobs.postgres import credentials\n"
               "print(boto3.__file__)\n"
-              f"print(secrets.jdbc_password(config.load(__import__('pathlib').Path({str(config)!r}), 'run')))\n")
+              f"print(credentials.jdbc_password(config.load(__import__('pathlib').Path({str(config)!r}), 'run')))\n")
     result = subprocess.run([sys.executable, "-S", "-c", script], cwd=tmp_path, capture_output=True, text=True,
                             timeout=120, env=clean_env(drop_aws=True, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
                                                        AWS_ENDPOINT_URL_SECRETS_MANAGER=secrets_endpoint,
@@ -143,7 +143,7 @@ def test_bundled_boto3_runs_the_shard_check_without_site_packages(unpacked, secr
     config.write_text(json.dumps(groups))
     script = ("import sys\n"
               f"sys.path[:0] = [{str(unpacked)!r}, {str(unpacked / PY_FILES)!r}]\n"
-              "from jobs import config, kinesis_shards\n"
+              "from jobs.definitions import config\nfrom jobs.streaming import kinesis_shards\n"
               f"kinesis_shards.check_stream(config.load(__import__('pathlib').Path({str(config)!r}), 'run'))\n")
     result = subprocess.run([sys.executable, "-S", "-c", script], cwd=tmp_path, capture_output=True, text=True,
                             timeout=120, env=clean_env(drop_aws=True, AWS_EC2_METADATA_DISABLED="true"))

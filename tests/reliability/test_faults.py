@@ -6,12 +6,18 @@ final PostgreSQL and committed Parquet rows must equal the oracle exactly: 0 los
 
 from __future__ import annotations
 
+import dataclasses
+import socket
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Iterator
 
+import pytest
+
+from deploy.local import config as local_config
 from deploy.local import postgres
-from deploy.local.state import DEFAULT_STATE
+from deploy.local.state import StateDirs
 from jobs import feature_job
 from jobs.definitions.config import load
 from jobs.streaming.environment import latest_checkpoint
@@ -21,8 +27,8 @@ from tests.integration.test_end_to_end import _flush_event, _produce
 from tests.sql.test_backfill_oracle import DELAY, assert_matches, generate
 
 
-def _scenario(tmp_path: Path, name: str, seed: int):
-    config = write_config(tmp_path, name)
+def _scenario(tmp_path: Path, name: str, seed: int, extra: dict[str, dict[str, str]] | None = None):
+    config = write_config(tmp_path, name, extra=extra)
     settings = start_services(config)
     assert feature_job.main(["migrate", "--config", str(config)]) == 0
     now = datetime.now(timezone.utc)
@@ -68,11 +74,28 @@ def test_killed_job_resumes_from_its_checkpoint_with_nothing_lost_or_doubled(tmp
     _assert_exact(settings, expected, lines + [flush])
 
 
-def test_postgres_outage_is_survived(tmp_path):
+@pytest.fixture
+def own_postgres(tmp_path: Path) -> Iterator[postgres.Server]:
+    """A PostgreSQL server of this test's own, on a free port: stopping it leaves the shared one,
+    which tests running in parallel use, alone. `up` reuses it as an external server."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    shared = local_config.load(local_config.DEFAULT_CONFIG).postgres
+    server = postgres.Server(StateDirs(tmp_path / "postgres-state").ensure(),
+                             dataclasses.replace(shared, port=port, database="fault_pg"))
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_postgres_outage_is_survived(tmp_path, own_postgres):
     """PostgreSQL stops for ~30 s mid-stream: the JDBC sink fails, the job restarts from its last
     checkpoint until the database is back, then catches up."""
-    config, settings, lines, flush, expected = _scenario(tmp_path, "fault-pg", seed=37)
-    server = postgres.Server(DEFAULT_STATE, settings.postgres)
+    server = own_postgres
+    jdbc_url = f"jdbc:postgresql://{server.settings.host}:{server.settings.port}/fault_pg"
+    config, settings, lines, flush, expected = _scenario(tmp_path, "fault-pg", seed=37,
+                                                         extra={"rds": {"jdbc.url": jdbc_url}})
     half = len(lines) // 2
     _produce(settings, lines[:half], tmp_path)
     job = JobProcess(config, tmp_path / "job.log").start()

@@ -1,0 +1,31 @@
+"""The local services are shared by every test that needs them, and by the parallel workers of
+`make test` (pytest-xdist): tests that use them start them (`services.up` takes a lock), and the
+session stops them at the end only if it started them. The end is the controlling process's, after
+every worker has finished, so no worker stops a server another is still using."""
+
+import pytest
+
+from deploy.local import config as local_config
+from deploy.local import services
+from deploy.local.state import DEFAULT_STATE
+
+WERE_RUNNING = pytest.StashKey[bool]()
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def _running(settings: local_config.LocalSettings) -> bool:
+    now = services.status(settings, DEFAULT_STATE)
+    return now.postgres.kind != "down" and all(e.kind != "down" for e in now.endpoints)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if not _is_worker(session.config):
+        session.config.stash[WERE_RUNNING] = _running(local_config.load(local_config.DEFAULT_CONFIG))
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if not _is_worker(session.config) and not session.config.stash.get(WERE_RUNNING, True):
+        services.down(local_config.load(local_config.DEFAULT_CONFIG), DEFAULT_STATE)
