@@ -43,8 +43,8 @@ demo-stop:
 
 # Test modules run side by side in TEST_WORKERS processes (pytest-xdist; the tests of one module
 # stay together, sharing its services and jobs). Most of the suite waits on jobs and services, so
-# 3 workers fit 2 cores; TEST_WORKERS=0 runs everything in this process.
-TEST_WORKERS ?= 3
+# 2 workers fit 2 cores; TEST_WORKERS=0 runs everything in this process.
+TEST_WORKERS ?= 2
 test: setup $(LOCALSTACK_STAMP)
 	$(PYTHON) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
@@ -58,8 +58,8 @@ explain: setup
 	$(PYTHON) -m jobs.feature_job explain --config deploy/config/local.json
 
 # Performance figures, printed and written to target/perf/report.md: throughput, then end to end
-# (the job and two baselines through the local Kinesis endpoint into PostgreSQL and S3). About 2 h;
-# options in BENCH_ARGS, e.g. make bench BENCH_ARGS="--quick" (a smoke run of a few minutes).
+# (the job and two baselines through the local Kinesis endpoint into PostgreSQL and S3). Under 20 min;
+# options in BENCH_ARGS: --full (every variant and lever, about 2 h), --quick (a smoke run of a few minutes).
 bench: setup
 	$(PYTHON) -m tests.perf $(BENCH_ARGS)
 

@@ -3,9 +3,14 @@
 Runs the end-to-end section (tests/perf/end_to_end.py: the job and two baselines through the local
 Kinesis endpoint into PostgreSQL and S3), the throughput section (tests/perf/throughput.py: the hot
 path into a discarding sink, its ceilings, levers and state sizes) and the online read latency
-(tests/perf/serving_latency.py), then writes target/perf/report.md and prints it. ``--quick`` is a smoke run of a
-few minutes. Prints figures and asserts nothing about speed; a section that fails is reported as
-such and the command exits 1. Ctrl-C stops every process it started.
+(tests/perf/serving_latency.py), then writes target/perf/report.md and prints it.
+
+Three sizes: the default (under 20 minutes: the job's own throughput variants and the Python
+baseline, 3 rounds each, and every end-to-end design); ``--full`` (about 2 hours: also the
+ceilings, the job before the hot-path work, the RocksDB levers and the state sizes, at larger
+sizes); ``--quick`` (a smoke run of a few minutes, 1 round). Prints figures and asserts nothing
+about speed; a section that fails is reported as such and the command exits 1. Ctrl-C stops every
+process it started.
 """
 
 from __future__ import annotations
@@ -25,6 +30,9 @@ from tests.perf import end_to_end, report, serving_latency, throughput
 QUICK = {"events": 200_000, "repeats": 1, "backlog_events": 20_000, "warmup_seconds": 5.0, "measure_seconds": 60.0,
          "per_event_seconds": 15.0, "pg_rows": 20_000, "serving_users": 10_000, "serving_hours": 1,
          "serving_requests": 300}
+DEFAULT = {"events": 300_000, "repeats": 3, "backlog_events": 100_000, "warmup_seconds": 10.0,
+           "measure_seconds": 60.0, "per_event_seconds": 30.0, "pg_rows": 100_000, "serving_users": 100_000,
+           "serving_hours": 6, "serving_requests": 1000}
 FULL = {"events": 1_000_000, "repeats": 3, "backlog_events": 200_000, "warmup_seconds": 20.0, "measure_seconds": 60.0,
         "per_event_seconds": 60.0, "pg_rows": 200_000, "serving_users": 100_000, "serving_hours": 6,
         "serving_requests": 2000}
@@ -34,28 +42,36 @@ SECTIONS = ("throughput", "end-to-end", "serving")
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m tests.perf", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="small sizes, a few minutes: a smoke test")
+    sizes = parser.add_mutually_exclusive_group()
+    sizes.add_argument("--quick", action="store_true", help="small sizes, one round, a few minutes: a smoke test")
+    sizes.add_argument("--full", action="store_true",
+                       help="every throughput variant and the state sizes, larger sizes: about 2 hours")
     parser.add_argument("--only", choices=SECTIONS, help="run one section")
-    parser.add_argument("--events", type=int, help="throughput section: events (default 1,000,000)")
+    parser.add_argument("--events", type=int, help="throughput section: events (default 300,000; --full 1,000,000)")
     parser.add_argument("--repeats", type=int, help="throughput section: runs of every variant (default 3)")
-    parser.add_argument("--backlog-events", type=int, help="end to end: catch-up backlog (default 200,000)")
+    parser.add_argument("--backlog-events", type=int,
+                        help="end to end: catch-up backlog (default 100,000; --full 200,000)")
     parser.add_argument("--rate", type=float, help="end to end: live events/s (default: half of PutRecords' rate)")
-    parser.add_argument("--warmup-seconds", type=float, help="end to end: live feed before measuring (default 20)")
+    parser.add_argument("--warmup-seconds", type=float,
+                        help="end to end: live feed before measuring (default 10; --full 20)")
     parser.add_argument("--measure-seconds", type=float,
                         help="end to end: measured live span, whole minutes keep freshness unbiased (default 60)")
-    parser.add_argument("--per-event-seconds", type=float, help="end to end: per-event catch-up budget (default 60)")
+    parser.add_argument("--per-event-seconds", type=float,
+                        help="end to end: per-event catch-up budget (default 30; --full 60)")
     parser.add_argument("--delay-seconds", type=int, default=5, help="end to end: watermark delay (default 5)")
-    parser.add_argument("--pg-rows", type=int, help="end to end: rows for the PostgreSQL bound (default 200,000)")
+    parser.add_argument("--pg-rows", type=int,
+                        help="end to end: rows for the PostgreSQL bound (default 100,000; --full 200,000)")
     parser.add_argument("--serving-users", type=int, help="online reads: users in the filled tables (default 100,000)")
     parser.add_argument("--serving-hours", type=int, help="online reads: hours of windows in them (default 6)")
-    parser.add_argument("--serving-requests", type=int, help="online reads: calls timed per line (default 2,000)")
+    parser.add_argument("--serving-requests", type=int,
+                        help="online reads: calls timed per line (default 1,000; --full 2,000)")
     parser.add_argument("--out", type=Path, default=report.REPORT, help="report file (default target/perf/report.md)")
     return parser
 
 
 def _resolve(args: argparse.Namespace) -> argparse.Namespace:
-    """Fill unset sizes: the quick ones with --quick, else the full run's."""
-    for name, value in (QUICK if args.quick else FULL).items():
+    """Fill unset sizes from --quick, --full or the default."""
+    for name, value in (QUICK if args.quick else FULL if args.full else DEFAULT).items():
         if getattr(args, name) is None:
             setattr(args, name, value)
     return args

@@ -424,6 +424,7 @@ class Variant:
     name: str
     build: Callable[[int], StatementSet] | None  # None: the Python baseline (no Flink)
     scale: int = 1  # rows per input event
+    in_default: bool = False  # run by the default bench; every variant runs with --full
 
 
 # The ceilings make or read that many rows per event, for >= 10 s at the rates they reach here.
@@ -437,21 +438,21 @@ VARIANTS = [
             lambda n: ceiling_file(n, PARALLELISM, dict(HEAP), copies=FILE_CEILING_COPIES), FILE_CEILING_COPIES),
     Variant("parse, before: JSON_VALUE per field, settings before",
             lambda n: parse_only(n, PARALLELISM, {**HEAP, **BEFORE}, old_parse=True)),
-    Variant("parse: EVENT_FIELDS, one parse (the job)", lambda n: parse_only(n, PARALLELISM, dict(HEAP))),
+    Variant("parse: EVENT_FIELDS, one parse (the job)", lambda n: parse_only(n, PARALLELISM, dict(HEAP)), in_default=True),
     Variant("hot path, heap, before: JSON_VALUE parse, settings before",
             lambda n: hot_path(n, PARALLELISM, {**HEAP, **BEFORE}, old_parse=True)),
-    Variant("hot path, heap (the job, local)", lambda n: hot_path(n, PARALLELISM, dict(HEAP))),
+    Variant("hot path, heap (the job, local)", lambda n: hot_path(n, PARALLELISM, dict(HEAP)), in_default=True),
     Variant("hot path, RocksDB, before: JSON_VALUE parse, settings before",
             lambda n: hot_path(n, PARALLELISM, {**ROCKSDB, **BEFORE}, old_parse=True)),
-    Variant("hot path, RocksDB (the job, Managed Flink)", lambda n: hot_path(n, PARALLELISM, dict(ROCKSDB))),
+    Variant("hot path, RocksDB (the job, Managed Flink)", lambda n: hot_path(n, PARALLELISM, dict(ROCKSDB)), in_default=True),
     Variant("whole job, heap, before: JSON_VALUE parse, settings before",
             lambda n: whole_job(n, PARALLELISM, {**HEAP, **BEFORE}, 0, old_parse=True)),
     Variant("whole job, heap (the job)", lambda n: whole_job(n, PARALLELISM, dict(HEAP), 0)),
     Variant(f"whole job, heap, with fresh slices every {FRESH_INTERVAL_S} s (as shipped)",
             lambda n: whole_job(n, PARALLELISM, dict(HEAP), FRESH_INTERVAL_S)),
     Variant(f"whole job, RocksDB, with fresh slices every {FRESH_INTERVAL_S} s (as shipped to Managed Flink)",
-            lambda n: whole_job(n, PARALLELISM, dict(ROCKSDB), FRESH_INTERVAL_S)),
-    Variant("Python baseline: one thread, dicts", None),
+            lambda n: whole_job(n, PARALLELISM, dict(ROCKSDB), FRESH_INTERVAL_S), in_default=True),
+    Variant("Python baseline: one thread, dicts", None, in_default=True),
 ]
 # RocksDB levers: the RocksDB hot path with one setting changed. "job" marks what the job can set
 # on Managed Flink (table and pipeline options); a cluster setting is the state backend's, which
@@ -545,16 +546,25 @@ def _load() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
-def run(events: int, repeats: int, warmup: int = WARMUP_EVENTS, select: tuple[str, ...] = ()) -> Results:
-    """Every variant ``repeats`` times, each run in its own JVM, the order rotated every round so no
-    variant always runs first or after the same neighbour; then the state sizes (once per backend).
-    ``select``: only the variants whose name holds one of these texts, and no state sizes."""
+def _chosen(full: bool, select: tuple[str, ...]) -> list[str]:
+    """``select``: the variants whose name holds one of these texts; else every variant with ``full``,
+    the default ones without."""
+    if select:
+        return [variant.name for variant in VARIANTS if any(part in variant.name for part in select)]
+    return [variant.name for variant in VARIANTS if full or variant.in_default]
+
+
+def run(events: int, repeats: int, warmup: int = WARMUP_EVENTS, select: tuple[str, ...] = (),
+        full: bool = True) -> Results:
+    """The chosen variants (``_chosen``) ``repeats`` times each, each run in its own JVM, the order
+    rotated every round so no variant always runs first or after the same neighbour; then, in a full
+    run, the state sizes (once per backend)."""
     results = Results(events, repeats, _load())
     print(f"throughput: {events:,} events, {USERS:,} users, 10% re-sent, {repeats} rounds; load {results.load_before}",
           flush=True)
     for parallelism in (1, PARALLELISM):
         input_path(events, parallelism)
-    names = [variant.name for variant in VARIANTS if not select or any(part in variant.name for part in select)]
+    names = _chosen(full, select)
     warmup = min(warmup, events // 3)
     for round_number in range(repeats):
         shift = round_number * len(names) // max(repeats, 1)
@@ -562,7 +572,7 @@ def run(events: int, repeats: int, warmup: int = WARMUP_EVENTS, select: tuple[st
             figure = _in_own_jvm(name, events, warmup)
             results.runs.setdefault(name, []).append(figure)
             print(f"round {round_number + 1}: {name:60s} {figure.rate:>12,.0f} events/s {figure.seconds:6.1f} s", flush=True)
-    for backend, options in () if select else (("heap", HEAP), ("RocksDB", ROCKSDB)):
+    for backend, options in (("heap", HEAP), ("RocksDB", ROCKSDB)) if full and not select else ():
         results.state.append(measure_state(backend, options, min(events, STATE_EVENTS)))
     results.load_after = _load()
     return results
@@ -623,8 +633,9 @@ def markdown(results: Results) -> str:
 
 
 def report(args: argparse.Namespace) -> str:
-    """The Markdown section for `python -m tests.perf` (args.events, args.repeats)."""
-    return markdown(run(args.events, args.repeats, select=tuple(getattr(args, "select", None) or ())))
+    """The Markdown section for `python -m tests.perf` (args.events, args.repeats, args.full)."""
+    return markdown(run(args.events, args.repeats, select=tuple(getattr(args, "select", None) or ()),
+                        full=args.full))
 
 
 def main() -> None:
@@ -635,6 +646,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=WARMUP_EVENTS, help="events of the warm-up run before it")
     parser.add_argument("--select", action="append", metavar="TEXT",
                         help="only the variants whose name holds TEXT (repeatable), no state sizes")
+    parser.add_argument("--full", action="store_true",
+                        help="every variant (ceilings, the job before, levers) and the state sizes; "
+                             "without it the job's own variants and the Python baseline")
     args = parser.parse_args()
     if args.variant:
         figure = run_variant(args.variant, args.events, args.warmup)
