@@ -8,6 +8,8 @@ report gives medians and the spread. The same generated events (tests/perf/event
 10% re-sent txids) are split round-robin into one file per subtask, as Kinesis shards would be:
   * ceilings: rows made in the JVM (datagen), and the raw lines read 40 times over, into a
     blackhole (>= 10 s each here);
+  * q5-shaped: Nexmark q5's window step (datagen -> HOP 10 s / 2 s count per key -> blackhole) on
+    RocksDB, at Nexmark's pace and dense keys and at this job's pace and keys;
   * parse: sources/events_parsed.sql + views/events.sql, every column into a blackhole, with
     EVENT_FIELDS and with the parse it replaced (tests/perf/before/);
   * hot path: parse -> dedup -> both shipped features -> blackhole sinks with every feature
@@ -18,7 +20,9 @@ report gives medians and the spread. The same generated events (tests/perf/event
   * RocksDB levers: the RocksDB hot path with one setting changed;
   * the Python baseline: the shipped features in one Python thread (dicts, no I/O);
   * state: checkpointed bytes of the dedup (per txid) and window operators (per user).
-events/s = input rows / the job's net runtime (from deployment to the end, no JVM start).
+events/s = input rows / the job's net runtime (from deployment to the end, no JVM start); events
+per core-second = input rows / the JVM's CPU seconds over that runtime, its JIT compilers' left
+out (Nexmark's throughput per core). tests/perf/profile.py shows where one variant's CPU goes.
 Prints figures and asserts nothing; report(args) returns them as a Markdown section.
 """
 
@@ -41,11 +45,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 from pyflink.table import StatementSet, TableEnvironment
 
 from jobs.definitions import config as job_config
 from jobs.definitions.sql_catalog import Catalog, Statement, expand_like, load_catalog, render
 from jobs.streaming import counters, environment, pipeline
+from tests.perf import cpu
 from tests.perf.baseline_features import WindowedFeatures
 from tests.perf.baseline_features import parse as parse_event
 from tests.perf.events import PERF_DIR, cached_events, distinct_txids
@@ -77,10 +83,22 @@ class Figure:
     events: int
     seconds: float
     jvm_peak_rss_mb: float
+    cpu_seconds: float  # process CPU time (user + system) over ``seconds``
+    jit_cpu_seconds: float = 0.0  # of which the JIT compilers' (a new job's generated code is compiled afresh)
 
     @property
     def rate(self) -> float:
         return self.events / self.seconds
+
+    @property
+    def per_core_second(self) -> float:
+        """Events per second of one core busy, the JIT compilers left out: Nexmark's "throughput
+        per core", which it takes over minutes of a running job, when compiling is long done."""
+        return self.events / (self.cpu_seconds - self.jit_cpu_seconds)
+
+    @property
+    def cores(self) -> float:
+        return self.cpu_seconds / self.seconds
 
 
 @dataclass(frozen=True)
@@ -190,44 +208,46 @@ def _table_env(input_uri: str, parallelism: int, options: dict[str, str],
     return t_env, config
 
 
-class _PeakRss:
-    """Peak resident memory of the JVM (and any Python UDF workers below it) while a run lasts."""
+class _Sampler:
+    """While a run lasts, every 0.2 s: the resident memory and the CPU time of the processes
+    below this one (the PyFlink gateway JVM, where the MiniCluster runs every task), all of it
+    and its JIT compilers' share."""
 
     def __init__(self) -> None:
         self.peak_kb = 0
+        self.cpu: list[tuple[float, float, float]] = []  # (time.monotonic(), CPU seconds so far, of which JIT)
+        self._jit = cpu.JitCpu()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
-    def __enter__(self) -> "_PeakRss":
+    def __enter__(self) -> "_Sampler":
+        self._take()
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+        self._take()
 
     def _sample(self) -> None:
         while not self._stop.wait(0.2):
-            self.peak_kb = max(self.peak_kb, sum(_rss_kb(pid) for pid in _descendants(os.getpid())))
+            self._take()
 
+    def _take(self) -> None:
+        pids = cpu.descendants(os.getpid())
+        self.peak_kb = max(self.peak_kb, sum(_rss_kb(pid) for pid in pids))
+        self.cpu.append((time.monotonic(), cpu.cpu_seconds(pids), self._jit.read(pids)))
 
-def _descendants(root: int) -> list[int]:
-    """Processes below ``root`` (the PyFlink gateway JVM and its Python workers)."""
-    parents: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
-    found, frontier = [], [root]
-    while frontier:
-        parent = frontier.pop()
-        children = [pid for pid, ppid in parents.items() if ppid == parent]
-        found += children
-        frontier += children
-    return found
+    def cpu_seconds_between(self, start: float, end: float) -> tuple[float, float]:
+        """CPU seconds used from ``start`` to ``end`` (monotonic), all and the JIT's, between samples
+        by interpolation."""
+        times = [sample[0] for sample in self.cpu]
+
+        def used(column: int) -> float:
+            values = [sample[column] for sample in self.cpu]
+            return float(np.interp(end, times, values) - np.interp(start, times, values))
+        return used(1), used(2)
 
 
 def _rss_kb(pid: int) -> int:
@@ -241,12 +261,16 @@ def _rss_kb(pid: int) -> int:
 
 
 def measure(name: str, events: int, build: Build) -> Figure:
-    """Build a statement set, run it to the end; print and return the figure."""
+    """Build a statement set, run it to the end; print and return the figure. The CPU time is the
+    JVM's over the job's net runtime (the span events/s is taken over), so planning is not in it."""
     statement_set = build()
-    with _PeakRss() as rss:
+    with _Sampler() as sampler:
         result = statement_set.execute().get_job_client().get_job_execution_result().result()
-    figure = Figure(name, events, result.get_net_runtime() / 1000, rss.peak_kb / 1024)
+        ended = time.monotonic()
+    seconds = result.get_net_runtime() / 1000
+    figure = Figure(name, events, seconds, sampler.peak_kb / 1024, *sampler.cpu_seconds_between(ended - seconds, ended))
     print(f"{name:52s} {figure.rate:>10,.0f} events/s {figure.seconds:6.1f} s  "
+          f"{figure.per_core_second:>10,.0f} events/core-s ({figure.cores:.2f} cores, JIT {figure.jit_cpu_seconds:.1f} CPU-s)  "
           f"JVM peak RSS {figure.jvm_peak_rss_mb:,.0f} MB", flush=True)
     return figure
 
@@ -280,6 +304,28 @@ def ceiling_file(events: int, parallelism: int, options: dict[str, str], copies:
     t_env.execute_sql(load_catalog(SQL_DIR, "file", config).tables[0].text)
     statement_set = t_env.create_statement_set()
     _blackhole_like(t_env, "raw_sink", "SELECT payload FROM events_raw", statement_set)
+    return statement_set
+
+
+def q5_shaped(events: int, parallelism: int, options: dict[str, str], *, keys: int, rows_per_ms: int) -> StatementSet:
+    """Nexmark q5's window step ("hot items": bids counted per auction, HOP 10 s / 2 s), on rows
+    made in the JVM into a blackhole: ``keys`` auctions drawn uniformly, event time advancing 1 ms
+    every ``rows_per_ms`` rows (the datagen sequence interleaves its subtasks, so they advance
+    together), Nexmark's 4 s watermark delay."""
+    t_env, _ = _table_env("file:///unused", parallelism, options)
+    t_env.execute_sql(f"""
+        CREATE TEMPORARY TABLE bids (
+          id BIGINT, auction BIGINT,
+          date_time AS TO_TIMESTAMP_LTZ(id / {rows_per_ms}, 3),
+          WATERMARK FOR date_time AS date_time - INTERVAL '4' SECOND
+        ) WITH ('connector' = 'datagen', 'rows-per-second' = '1000000000',
+                'fields.id.kind' = 'sequence', 'fields.id.start' = '1', 'fields.id.end' = '{events}',
+                'fields.auction.min' = '0', 'fields.auction.max' = '{keys - 1}')""")
+    statement_set = t_env.create_statement_set()
+    _blackhole_like(t_env, "q5_sink", """
+        SELECT auction, window_start, window_end, COUNT(*) AS num
+        FROM TABLE(HOP(TABLE bids, DESCRIPTOR(date_time), INTERVAL '2' SECOND, INTERVAL '10' SECOND))
+        GROUP BY auction, window_start, window_end""", statement_set)
     return statement_set
 
 
@@ -427,6 +473,10 @@ class Variant:
     in_default: bool = False  # run by the default bench; every variant runs with --full
 
 
+PYTHON = "Python baseline: one thread, dicts"
+WHOLE_JOB_ROCKSDB = f"whole job, RocksDB, with fresh slices every {FRESH_INTERVAL_S} s (as shipped to Managed Flink)"
+NEXMARK_Q5_PER_CORE = 22_100  # Flink's Nexmark, q5 per core (Flink 1.13, RocksDB, 8 x 1-slot TaskManagers)
+Q5_REFERENCE = "q5-shaped on RocksDB: this job's pace (1 row/ms), 100k keys"
 # The ceilings make or read that many rows per event, for >= 10 s at the rates they reach here.
 DATAGEN_SCALE = 15
 FILE_CEILING_COPIES = 40
@@ -436,6 +486,13 @@ VARIANTS = [
             lambda n: ceiling_datagen(n * DATAGEN_SCALE, PARALLELISM, dict(HEAP)), DATAGEN_SCALE),
     Variant("ceiling: raw lines -> blackhole",
             lambda n: ceiling_file(n, PARALLELISM, dict(HEAP), copies=FILE_CEILING_COPIES), FILE_CEILING_COPIES),
+    # Nexmark's generator dates 10M events per second; its bids go to ~100 auctions in flight.
+    Variant("q5-shaped on RocksDB: Nexmark's pace (10k rows/ms), 1k keys",
+            lambda n: q5_shaped(n * DATAGEN_SCALE, PARALLELISM, dict(ROCKSDB), keys=1_000, rows_per_ms=10_000),
+            DATAGEN_SCALE, in_default=True),
+    # The job's perf events: 1 event per ms of event time, 100k users.
+    Variant("q5-shaped on RocksDB: this job's pace (1 row/ms), 100k keys",
+            lambda n: q5_shaped(n, PARALLELISM, dict(ROCKSDB), keys=USERS, rows_per_ms=1), in_default=True),
     Variant("parse, before: JSON_VALUE per field, settings before",
             lambda n: parse_only(n, PARALLELISM, {**HEAP, **BEFORE}, old_parse=True)),
     Variant("parse: EVENT_FIELDS, one parse (the job)", lambda n: parse_only(n, PARALLELISM, dict(HEAP)), in_default=True),
@@ -450,9 +507,9 @@ VARIANTS = [
     Variant("whole job, heap (the job)", lambda n: whole_job(n, PARALLELISM, dict(HEAP), 0)),
     Variant(f"whole job, heap, with fresh slices every {FRESH_INTERVAL_S} s (as shipped)",
             lambda n: whole_job(n, PARALLELISM, dict(HEAP), FRESH_INTERVAL_S)),
-    Variant(f"whole job, RocksDB, with fresh slices every {FRESH_INTERVAL_S} s (as shipped to Managed Flink)",
+    Variant(WHOLE_JOB_ROCKSDB,
             lambda n: whole_job(n, PARALLELISM, dict(ROCKSDB), FRESH_INTERVAL_S), in_default=True),
-    Variant("Python baseline: one thread, dicts", None, in_default=True),
+    Variant(PYTHON, None, in_default=True),
 ]
 # RocksDB levers: the RocksDB hot path with one setting changed. "job" marks what the job can set
 # on Managed Flink (table and pipeline options); a cluster setting is the state backend's, which
@@ -466,6 +523,13 @@ ROCKSDB_LEVERS: dict[str, dict[str, str]] = {
                                          "table.exec.mini-batch.allow-latency": "1 s",
                                          "table.exec.mini-batch.size": "5000"},
     "window buffer 1M rows, default 100k (job)": {"table.exec.window-agg.buffer-size-limit": "1000000"},
+    "two-phase (local-global) window aggregation (job)": {"table.optimizer.agg-phase-strategy": "TWO_PHASE"},
+    "RocksDB predefined options FLASH_SSD_OPTIMIZED (job)": {"state.backend.rocksdb.predefined-options": "FLASH_SSD_OPTIMIZED"},
+    "RocksDB predefined options SPINNING_DISK_OPTIMIZED_HIGH_MEM (job)": {
+        "state.backend.rocksdb.predefined-options": "SPINNING_DISK_OPTIMIZED_HIGH_MEM"},
+    "RocksDB write buffers 20% of managed memory, default 50% (job)": {"state.backend.rocksdb.memory.write-buffer-ratio": "0.2"},
+    "managed memory 2 GB, here 1 GB (cluster: KPUs and taskmanager.memory.managed.fraction)": {
+        "taskmanager.memory.managed.size": "2g"},
 }
 VARIANTS += [Variant(f"RocksDB lever: {name}", lambda n, o=options: hot_path(n, PARALLELISM, {**ROCKSDB, **o}))
              for name, options in ROCKSDB_LEVERS.items()]
@@ -482,7 +546,7 @@ def python_baseline(events: int) -> Figure:
     set of txids, dicts of windows, an event-time watermark; no I/O, no fault tolerance)."""
     path = cached_events(events, users=USERS)
     features = WindowedFeatures(delay_ms=30_000)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     with path.open("rb") as lines:
         for number, line in enumerate(lines):
             event = parse_event(line)
@@ -491,9 +555,9 @@ def python_baseline(events: int) -> Figure:
             if number % 10_000 == 0:
                 features.pop_final()
     features.pop_final(flush_all=True)
-    seconds = time.perf_counter() - started
-    return Figure("Python baseline: one thread, dicts", events, seconds,
-                  resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
+    return Figure(PYTHON, events, seconds,
+                  resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, cpu_seconds)
 
 
 def run_variant(name: str, events: int, warmup: int) -> Figure:
@@ -531,15 +595,16 @@ class Results:
     runs: dict[str, list[Figure]] = field(default_factory=dict)
     state: list[StateFigure] = field(default_factory=list)
 
-    def rates(self, name: str) -> list[float]:
-        return [figure.rate for figure in self.runs.get(name, [])]
+    def rates(self, name: str, per_core: bool = False) -> list[float]:
+        """events/s of every run, or with ``per_core`` events per core-second."""
+        return [figure.per_core_second if per_core else figure.rate for figure in self.runs.get(name, [])]
 
-    def median(self, name: str) -> float:
-        return statistics.median(self.rates(name))
+    def median(self, name: str, per_core: bool = False) -> float:
+        return statistics.median(self.rates(name, per_core))
 
-    def median_if_run(self, name: str) -> float | None:
+    def median_if_run(self, name: str, per_core: bool = False) -> float | None:
         """The median, or None for a variant left out (``--select``)."""
-        return self.median(name) if self.rates(name) else None
+        return self.median(name, per_core) if self.rates(name) else None
 
 
 def _load() -> str:
@@ -582,8 +647,11 @@ def _spread(rates: list[float]) -> str:
     return f"{min(rates):,.0f} – {max(rates):,.0f}"
 
 
+def _ratio(value: float, reference: float | None) -> str:
+    return f"{value / reference:.2f}×" if reference else "—"
+
+
 def markdown(results: Results) -> str:
-    python = results.median_if_run("Python baseline: one thread, dicts")
     lines = [
         "## Throughput (hot path)",
         "",
@@ -591,30 +659,46 @@ def markdown(results: Results) -> str:
         f"{PARALLELISM}. Every variant ran {results.repeats} times, each run in a JVM of its own after a warm-up "
         f"run of a third as many events in that JVM, the order rotated every round; load average "
         f"{results.load_before} before, {results.load_after} after (on {os.cpu_count()} cores). events/s = input rows "
-        "/ the job's net runtime. The hot path is the job's own SQL and settings: parse -> dedup by txid -> HOP "
-        "5m/1m and TUMBLE 1h -> blackhole sinks with every feature column.",
+        "/ the job's net runtime; events per core-second = input rows / the JVM's CPU seconds over that runtime, "
+        "its JIT compilers' left out (Nexmark's throughput per core, taken on a job running for minutes). The hot "
+        "path is the job's own SQL and settings: parse -> dedup by txid -> HOP 5m/1m and TUMBLE 1h -> blackhole "
+        "sinks with every feature column. The q5-shaped rows are Nexmark q5's window step on rows made in the JVM.",
         "",
-        "| Variant | events/s, median | spread (min – max) | seconds, median | × Python baseline |",
-        "| --- | ---: | ---: | ---: | ---: |",
+        "| Variant | events/s, median | spread (min – max) | seconds, median | events per core-second, median "
+        "| spread | cores busy | × q5-shaped, per core | × Python, per core |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
+    q5 = results.median_if_run(Q5_REFERENCE, per_core=True)
+    python_per_core = results.median_if_run(PYTHON, per_core=True)
     for variant in VARIANTS:
-        rates = results.rates(variant.name)
-        if not rates:
+        figures = results.runs.get(variant.name)
+        if not figures:
             continue
-        seconds = statistics.median(f.seconds for f in results.runs[variant.name])
-        lines.append(f"| {variant.name} | {statistics.median(rates):,.0f} | {_spread(rates)} | {seconds:.1f} | "
-                     + (f"{statistics.median(rates) / python:.1f}× |" if python else "— |"))
+        rates, per_core = results.rates(variant.name), results.rates(variant.name, per_core=True)
+        lines.append(f"| {variant.name} | {statistics.median(rates):,.0f} | {_spread(rates)} "
+                     f"| {statistics.median(f.seconds for f in figures):.1f} | {statistics.median(per_core):,.0f} "
+                     f"| {_spread(per_core)} | {statistics.median(f.cores for f in figures):.2f} "
+                     f"| {_ratio(statistics.median(per_core), q5)} | {_ratio(statistics.median(per_core), python_per_core)} |")
     lines += ["", "Before → after (medians):", ""]
     for before, after in BEFORE_AFTER:
         if results.rates(before) and results.rates(after):
             lines.append(f"- {after}: {results.median(after) / results.median(before):.2f}× {before}")
-    reference = results.median_if_run(ROCKSDB_REFERENCE)
+    whole_job, python = results.median_if_run(WHOLE_JOB_ROCKSDB, per_core=True), results.median_if_run(PYTHON)
+    if whole_job and python:
+        lines += ["", f"Goal: {WHOLE_JOB_ROCKSDB} at {whole_job:,.0f} events per core-second against Nexmark q5's "
+                  f"{NEXMARK_Q5_PER_CORE:,} ({whole_job / NEXMARK_Q5_PER_CORE:.2f}×); {results.median(WHOLE_JOB_ROCKSDB):,.0f} "
+                  f"events/s on {PARALLELISM} subtasks against the Python loop's {python:,.0f} "
+                  f"({results.median(WHOLE_JOB_ROCKSDB) / python:.2f}×)."]
+    reference, reference_per_core = results.median_if_run(ROCKSDB_REFERENCE), results.median_if_run(ROCKSDB_REFERENCE, True)
     if reference:
-        lines += ["", f"RocksDB levers against {ROCKSDB_REFERENCE} ({reference:,.0f} events/s, median):", ""]
+        lines += ["", f"RocksDB levers against {ROCKSDB_REFERENCE} ({reference:,.0f} events/s, "
+                      f"{reference_per_core:,.0f} per core-second, medians):", ""]
         for name in ROCKSDB_LEVERS:
-            rates = results.rates(f"RocksDB lever: {name}")
-            if rates:
-                lines.append(f"- {name}: {statistics.median(rates) / reference - 1:+.0%} (spread {_spread(rates)})")
+            lever = f"RocksDB lever: {name}"
+            if results.rates(lever):
+                lines.append(f"- {name}: {results.median(lever) / reference - 1:+.0%} events/s (spread "
+                             f"{_spread(results.rates(lever))}), {results.median(lever, True) / reference_per_core - 1:+.0%} "
+                             "per core-second")
     lines += [] if not results.state else [
         "",
         "State, from the checkpoint taken once every event was in it (the windows hold the open "
