@@ -16,12 +16,8 @@ TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 
 
 def _stat_fields(pid_dir: Path) -> list[str] | None:
-    try:
-        text = (pid_dir / "stat").read_text()
-    except OSError:  # exited while we looked
-        return None
-    # The command name (field 2) is in parentheses and may hold spaces; the fields after it are plain.
-    return text[text.rindex(")") + 2:].split()
+    stat = _stat(pid_dir)
+    return stat[1] if stat else None
 
 
 def session_of(pid: int) -> int | None:
@@ -70,31 +66,46 @@ def descendants(root: int) -> list[int]:
 JIT_THREADS = ("C1 CompilerThre", "C2 CompilerThre")  # HotSpot's compiler threads, as /proc names them
 
 
-class JitCpu:
-    """CPU seconds the JIT compiler threads of some processes used since the first reading,
-    counted so a compiler thread that ends (HotSpot adds and removes them) keeps what it used."""
+class ThreadCpu:
+    """CPU seconds every thread of one process used since the first reading, read often enough
+    that a thread which ends keeps what it used (HotSpot adds and removes compiler threads; a
+    Flink task's threads end with its job). A thread born after the first reading counts from 0."""
 
-    def __init__(self) -> None:
-        self._last: dict[int, int] = {}
-        self._ticks = 0
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self._first: dict[int, int] = {}  # tid -> ticks at the first reading that saw it
+        self._last: dict[int, tuple[str, int]] = {}  # tid -> (name, ticks)
 
-    def read(self, pids: list[int]) -> float:
-        for pid in pids:
-            for tid, (name, ticks) in threads(pid).items():
-                if name.startswith(JIT_THREADS):
-                    self._ticks += ticks - self._last.get(tid, ticks)
-                    self._last[tid] = ticks
-        return self._ticks / TICKS_PER_S
+    def take(self) -> None:
+        born = 0 if self._last else None  # the first reading is the baseline
+        for tid, (name, ticks) in threads(self.pid).items():
+            self._first.setdefault(tid, ticks if born is None else born)
+            self._last[tid] = (name, ticks)
+
+    def seconds(self) -> dict[int, tuple[str, float]]:
+        """tid -> (name, CPU seconds since the first reading)."""
+        return {tid: (name, (ticks - self._first[tid]) / TICKS_PER_S) for tid, (name, ticks) in self._last.items()}
+
+    def seconds_of(self, names: tuple[str, ...]) -> float:
+        """CPU seconds of the threads whose name starts with one of ``names``."""
+        return sum(seconds for name, seconds in self.seconds().values() if name.startswith(names))
+
+
+def _stat(pid_dir: Path) -> tuple[str, list[str]] | None:
+    """The command name (field 2 of stat, in parentheses, may hold spaces) and the fields after it."""
+    try:
+        text = (pid_dir / "stat").read_text()
+    except OSError:  # exited while we looked
+        return None
+    return text[text.index("(") + 1:text.rindex(")")], text[text.rindex(")") + 2:].split()
 
 
 def threads(pid: int) -> dict[int, tuple[str, int]]:
     """Every thread of ``pid``: its name as /proc gives it (15 characters at most) and its CPU ticks."""
     found = {}
     for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            text = (task / "stat").read_text()
-        except OSError:  # ended while we looked
-            continue
-        fields = text[text.rindex(")") + 2:].split()
-        found[int(task.name)] = (text[text.index("(") + 1:text.rindex(")")], int(fields[11]) + int(fields[12]))
+        stat = _stat(task)
+        if stat:
+            name, fields = stat
+            found[int(task.name)] = (name, int(fields[11]) + int(fields[12]))  # utime, stime
     return found

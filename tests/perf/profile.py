@@ -24,7 +24,6 @@ import os
 import re
 import subprocess
 import threading
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.perf import cpu, throughput
@@ -49,26 +48,10 @@ KINDS: list[tuple[str, re.Pattern[str]]] = [(kind, re.compile(pattern)) for kind
     ("Flink runtime, other", r"^org\.apache\.flink\."),
 ]]
 JDK = re.compile(r"^(java|javax|jdk|sun|com\.sun)\.")
+TASK_SUFFIX = re.compile(r" \(\d+/\d+\)#\d+$")  # a Flink task thread's subtask: "... (1/2)#0"
 
 
-@dataclass
-class ThreadCpu:
-    """CPU ticks of every thread of one process, sampled so a thread that ends is still counted."""
-
-    pid: int
-    first: dict[int, int] = field(default_factory=dict)  # tid -> ticks when first seen (0 if born later)
-    last: dict[int, tuple[str, int]] = field(default_factory=dict)  # tid -> (comm, ticks)
-
-    def take(self, starting: bool = False) -> None:
-        for tid, (name, ticks) in cpu.threads(self.pid).items():
-            self.first.setdefault(tid, ticks if starting else 0)
-            self.last[tid] = (name, ticks)
-
-    def seconds(self) -> dict[int, tuple[str, float]]:
-        return {tid: (name, (ticks - self.first[tid]) / cpu.TICKS_PER_S) for tid, (name, ticks) in self.last.items()}
-
-
-def _sample_while(threads: ThreadCpu, stop: threading.Event) -> None:
+def _sample_while(threads: cpu.ThreadCpu, stop: threading.Event) -> None:
     while not stop.wait(0.2):
         threads.take()
 
@@ -93,8 +76,8 @@ def record(name: str, events: int, warmup: int, recording: Path) -> tuple[throug
     jvm = _jvm_pid()
     recording.unlink(missing_ok=True)
     _jcmd(jvm, "JFR.start", "name=profile", "settings=default", f"filename={recording}")
-    threads, stop = ThreadCpu(jvm), threading.Event()
-    threads.take(starting=True)
+    threads, stop = cpu.ThreadCpu(jvm), threading.Event()
+    threads.take()
     sampler = threading.Thread(target=_sample_while, args=(threads, stop), daemon=True)
     sampler.start()
     figure = throughput.measure(name, events * variant.scale, lambda: variant.build(events))
@@ -124,14 +107,9 @@ def _kind(frames: list[dict]) -> str:
     return "JDK only"
 
 
-def _task(java_name: str) -> str:
-    """A Flink task thread's name without its subtask suffix: "... (1/2)#0" -> "..."."""
-    return re.sub(r" \(\d+/\d+\)#\d+$", "", java_name)
-
-
 def _group(comm: str, java_name: str | None) -> str:
-    if java_name and re.search(r" \(\d+/\d+\)#\d+$", java_name):
-        return "task: " + _task(java_name)
+    if java_name and TASK_SUFFIX.search(java_name):
+        return "task: " + TASK_SUFFIX.sub("", java_name)
     if comm.startswith("rocksdb:"):
         return "RocksDB background (flush, compaction)"
     if comm.startswith(cpu.JIT_THREADS):
@@ -147,7 +125,7 @@ def report(figure: throughput.Figure, thread_seconds: dict[int, tuple[str, float
     for sample in samples:
         thread = sample["values"]["sampledThread"]
         names[thread["osThreadId"]] = thread["javaName"]
-        if re.search(r" \(\d+/\d+\)#\d+$", thread["javaName"] or ""):
+        if TASK_SUFFIX.search(thread["javaName"] or ""):
             frames = (sample["values"].get("stackTrace") or {}).get("frames") or []
             kinds[_kind(frames)] += 1
     groups: collections.Counter[str] = collections.Counter()

@@ -216,7 +216,7 @@ class _Sampler:
     def __init__(self) -> None:
         self.peak_kb = 0
         self.cpu: list[tuple[float, float, float]] = []  # (time.monotonic(), CPU seconds so far, of which JIT)
-        self._jit = cpu.JitCpu()
+        self._threads: dict[int, cpu.ThreadCpu] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
@@ -237,7 +237,10 @@ class _Sampler:
     def _take(self) -> None:
         pids = cpu.descendants(os.getpid())
         self.peak_kb = max(self.peak_kb, sum(_rss_kb(pid) for pid in pids))
-        self.cpu.append((time.monotonic(), cpu.cpu_seconds(pids), self._jit.read(pids)))
+        for pid in pids:
+            self._threads.setdefault(pid, cpu.ThreadCpu(pid)).take()
+        jit = sum(threads.seconds_of(cpu.JIT_THREADS) for threads in self._threads.values())
+        self.cpu.append((time.monotonic(), cpu.cpu_seconds(pids), jit))
 
     def cpu_seconds_between(self, start: float, end: float) -> tuple[float, float]:
         """CPU seconds used from ``start`` to ``end`` (monotonic), all and the JIT's, between samples
