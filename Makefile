@@ -4,7 +4,6 @@ PYTHON ?= python3
 JAR := target/pyflink-dependencies.jar
 STAMP := target/.requirements-installed
 SERVICES_STAMP := target/.services-installed
-LOCALSTACK_STAMP := target/.localstack-installed
 
 .PHONY: setup jar test test-unit validate explain demo demo-stop bench clean
 
@@ -17,13 +16,6 @@ $(STAMP): requirements.txt
 # PostgreSQL server binaries for the local services (apt-get; needs root or sudo once).
 $(SERVICES_STAMP): deploy/local/install.sh
 	bash deploy/local/install.sh --no-pip
-	@mkdir -p target && touch $@
-
-# Real LocalStack for `up --aws localstack` and tests/integration/test_localstack.py (~100 s once):
-# its own Python 3.13 venv and kinesis-mock (npm) under .local/localstack.
-# Outside CI a machine without Python 3.13 or npm still runs the suite (the LocalStack tests skip, saying why).
-$(LOCALSTACK_STAMP): deploy/local/localstack.py $(STAMP)
-	$(PYTHON) -m deploy.local install --no-pip --localstack || { [ -z "$$CI" ] && echo "LocalStack was not installed: its tests will be skipped"; }
 	@mkdir -p target && touch $@
 
 # The shaded connector jar (+ the S3 filesystem plugin), rebuilt when the pom or deploy/src changes.
@@ -43,10 +35,13 @@ demo-stop:
 
 # Test modules run side by side in TEST_WORKERS processes (pytest-xdist; the tests of one module
 # stay together, sharing its services and jobs). Most of the suite waits on jobs and services, so
-# 2 workers fit 2 cores; TEST_WORKERS=0 runs everything in this process.
+# 2 workers fit 2 cores; TEST_WORKERS=0 runs everything in this process. Real LocalStack (its own
+# Python 3.13 venv and kinesis-mock from npm, ~60 s once) is installed by its test module on first
+# use, while the other worker runs other tests; without Python 3.13 or npm those tests skip, saying
+# why (in CI they fail).
 TEST_WORKERS ?= 2
-test: setup $(LOCALSTACK_STAMP)
-	$(PYTHON) -m pytest -n $(TEST_WORKERS) --dist loadfile
+test: setup
+	$(PYTHON) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 test-unit: $(STAMP)
 	$(PYTHON) -m pytest tests/unit

@@ -37,3 +37,18 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 def pytest_sessionfinish(session: pytest.Session) -> None:
     if not _is_worker(session.config) and not session.config.stash.get(WERE_RUNNING, True):
         services.down(local_config.load(local_config.DEFAULT_CONFIG), DEFAULT_STATE)
+
+
+# `make test` hands whole modules to its workers in collection order (--dist loadfile with
+# --no-loadscope-reorder; xdist would otherwise order modules by their number of tests, which put
+# the one-test modules that run a job for minutes last). Modules that run jobs and clusters come
+# first and the many short ones fill the end, so neither worker finishes while the other still has
+# minutes of work.
+_FIRST_TO_LAST = ("tests/integration/", "tests/reliability/", "tests/sql/", "tests/perf/", "tests/unit/")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        return next((n for n, folder in enumerate(_FIRST_TO_LAST) if item.nodeid.startswith(folder)), len(_FIRST_TO_LAST))
+
+    items.sort(key=rank)  # stable: each module's tests keep their order

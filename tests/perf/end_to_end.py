@@ -96,8 +96,12 @@ class Options:
 
     @property
     def tail_s(self) -> float:
-        """Sending goes on this long after the measured span, so its last windows close."""
-        return SLIDE_S + self.delay_s + 15.0
+        """Sending goes on this long after the measured span, so its last windows close. The span
+        starts on a whole minute and its events are dated before they are sent, so each one's first
+        window ends at the first whole minute from the span's end at the latest (its end itself
+        when measure_s is whole minutes); the watermark passes that once events dated the watermark
+        delay later have arrived, plus a margin for the events' disorder and the sinks' flush."""
+        return -self.measure_s % SLIDE_S + self.delay_s + 15.0
 
 
 @dataclass(frozen=True)

@@ -492,13 +492,13 @@ VARIANTS = [
     # Nexmark's generator dates 10M events per second; its bids go to ~100 auctions in flight.
     Variant("q5-shaped on RocksDB: Nexmark's pace (10k rows/ms), 1k keys",
             lambda n: q5_shaped(n * DATAGEN_SCALE, PARALLELISM, dict(ROCKSDB), keys=1_000, rows_per_ms=10_000),
-            DATAGEN_SCALE, in_default=True),
+            DATAGEN_SCALE),
     # The job's perf events: 1 event per ms of event time, 100k users.
     Variant("q5-shaped on RocksDB: this job's pace (1 row/ms), 100k keys",
             lambda n: q5_shaped(n, PARALLELISM, dict(ROCKSDB), keys=USERS, rows_per_ms=1), in_default=True),
     Variant("parse, before: JSON_VALUE per field, settings before",
             lambda n: parse_only(n, PARALLELISM, {**HEAP, **BEFORE}, old_parse=True)),
-    Variant("parse: EVENT_FIELDS, one parse (the job)", lambda n: parse_only(n, PARALLELISM, dict(HEAP)), in_default=True),
+    Variant("parse: EVENT_FIELDS, one parse (the job)", lambda n: parse_only(n, PARALLELISM, dict(HEAP))),
     Variant("hot path, heap, before: JSON_VALUE parse, settings before",
             lambda n: hot_path(n, PARALLELISM, {**HEAP, **BEFORE}, old_parse=True)),
     Variant("hot path, heap (the job, local)", lambda n: hot_path(n, PARALLELISM, dict(HEAP)), in_default=True),
