@@ -29,7 +29,7 @@ from typing import Sequence
 from jobs.backfill.command import backfill
 from jobs.definitions import config as job_config
 from jobs.definitions import replay
-from jobs.definitions.config import Config, ConfigError
+from jobs.definitions.config import DEFAULT_SQL_DIR, Config, ConfigError
 from jobs.definitions.schema import FeatureSchemaError
 from jobs.definitions.sql_catalog import SqlFileError
 from jobs.operations.migrate import migrate
@@ -39,7 +39,6 @@ from jobs.streaming import environment, pipeline
 
 log = logging.getLogger("jobs.feature_job")
 
-DEFAULT_SQL_DIR = environment.PROJECT_ROOT / "sql"
 USER_ERRORS = (ConfigError, SqlFileError, FeatureSchemaError, environment.SetupError, credentials.SecretError,
                connection.DatabaseError, replay.ReplayError)
 

@@ -24,6 +24,10 @@ MANAGED_FLINK_CONFIG = Path("/etc/flink/application_properties.json")
 # Managed Flink never sets it.
 PROPERTIES_FILE_OVERRIDE = "FEATURE_JOB_TEST_PROPERTIES_FILE"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+# The SQL folder every command reads unless given --sql-dir: FEATURE_SQL_DIR if set (a copy of sql/
+# to try features in without touching the checkout's, as tests/integration/test_demo.py does so
+# that other jobs running beside it never see its added file), else the project's sql/.
+DEFAULT_SQL_DIR = Path(os.environ.get("FEATURE_SQL_DIR") or PROJECT_ROOT / "sql")
 
 PropertyGroups = dict[str, dict[str, str]]
 

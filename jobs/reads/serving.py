@@ -32,7 +32,7 @@ from psycopg import Connection, errors, sql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from jobs.definitions import fresh_slices
-from jobs.definitions.config import PROJECT_ROOT, Config, load
+from jobs.definitions.config import DEFAULT_SQL_DIR, Config, load
 from jobs.definitions.feature_specs import FeatureSpec, load_specs
 from jobs.definitions.schema import PROGRESS_TABLE
 from jobs.postgres import connection, credentials, tables
@@ -41,7 +41,6 @@ from jobs.reads.point_in_time import Choice, Marker, choose_window, utc_naive
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SQL_DIR = PROJECT_ROOT / "sql"
 CONNECT_TIMEOUT_SECONDS = 10
 _MARKERS_PER_READ = 8  # markers fetched at and before the candidate; the walk rarely needs more than 2
 

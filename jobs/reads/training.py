@@ -32,12 +32,11 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
 from jobs.definitions import fresh_slices
-from jobs.definitions.config import PROJECT_ROOT, Config, is_aws_endpoint, load
+from jobs.definitions.config import DEFAULT_SQL_DIR, Config, is_aws_endpoint, load
 from jobs.definitions.feature_specs import FeatureSpec, load_specs
 from jobs.reads import fresh
 from jobs.reads.point_in_time import EPOCH, Choice, Marker, choose_window, utc_naive
 
-DEFAULT_SQL_DIR = PROJECT_ROOT / "sql"
 _PARTITION_TYPES = {"dt": pa.string(), "hr": pa.string()}
 
 

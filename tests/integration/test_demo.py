@@ -3,8 +3,9 @@ Parquet reaches S3, the job keeps running afterwards, and ``stop-job`` ends it.
 
 The test has its own stream, bucket, database and job (its config is ``.local/test-demo.json``,
 a fixed path so that a job left by an interrupted run is found and stopped next time), on the same
-servers as a user's demo: it never touches the demo's data or the demo's job. Its job is stopped
-even when the test fails. Takes about a minute.
+servers as a user's demo: it never touches the demo's data or the demo's job. Its commands read a
+copy of sql/ (FEATURE_SQL_DIR), so the feature file it adds is never seen by the jobs other tests
+run beside it. Its job is stopped even when the test fails. Takes about two minutes.
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ NAME = "test-demo"
 DATABASE = "features_test_demo"
 CONFIG_PATH = DEFAULT_STATE.root / f"{NAME}.json"
 CHECKPOINTS = DEFAULT_STATE.root / f"{NAME}-checkpoints"
+SQL_COPY = DEFAULT_STATE.root / f"{NAME}-sql"
 # A feature a user adds while the demo runs (copied from user_activity_5m, a 1-minute window).
-ADDED = config.REPO_ROOT / "sql" / "features" / "demo_added_1m.sql"
+ADDED = SQL_COPY / "features" / "demo_added_1m.sql"
 DEMO_SECONDS = 40
 FEATURE = "user_activity_5m"
 
@@ -55,6 +57,7 @@ def _write_config() -> Path:
 def _cli(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
     """The command as a user runs it, without what in-process PyFlink tests left in our environment."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYFLINK", "JAVA_TOOL", "FLINK"))}
+    env["FEATURE_SQL_DIR"] = str(SQL_COPY)
     return subprocess.run([sys.executable, "-m", "deploy.local", *args, "--config", str(CONFIG_PATH)],
                           cwd=config.REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout)
 
@@ -67,10 +70,12 @@ def settings() -> Iterator[config.LocalSettings]:
         services.up(loaded, DEFAULT_STATE)  # conftest.py stops the services afterwards if they were down
         services.reset(loaded)  # so whatever the assertions find, this run wrote
         shutil.rmtree(CHECKPOINTS, ignore_errors=True)
+        shutil.rmtree(SQL_COPY, ignore_errors=True)
+        shutil.copytree(config.REPO_ROOT / "sql", SQL_COPY)
         yield loaded
     finally:
         job.stop(DEFAULT_STATE, CONFIG_PATH)
-        ADDED.unlink(missing_ok=True)
+        shutil.rmtree(SQL_COPY, ignore_errors=True)
 
 
 def _data_keys(settings: config.LocalSettings, folder: str) -> list[str]:
