@@ -6,7 +6,8 @@ path into a discarding sink, its ceilings, levers and state sizes) and the onlin
 (tests/perf/serving_latency.py), then writes target/perf/report.md and prints it.
 
 Three sizes: the default (under 20 minutes: the job's own throughput variants, the q5-shaped
-queries and the Python baseline, 3 rounds each; every design's catch-up and the job's live runs);
+query at this job's pace and the Python baseline, 3 rounds each; every design's catch-up and the
+job's live runs; online reads);
 ``--full`` (about 2 hours: also the ceilings, the job before the hot-path work, the RocksDB levers,
 the state sizes and the baselines' live runs, at larger sizes); ``--quick`` (a smoke run of a few
 minutes, 1 round). Prints figures and asserts nothing
@@ -31,9 +32,9 @@ from tests.perf import end_to_end, report, serving_latency, throughput
 QUICK = {"events": 200_000, "repeats": 1, "backlog_events": 20_000, "warmup_seconds": 5.0, "measure_seconds": 60.0,
          "per_event_seconds": 15.0, "pg_rows": 20_000, "serving_users": 10_000, "serving_hours": 1,
          "serving_requests": 300}
-DEFAULT = {"events": 200_000, "repeats": 3, "backlog_events": 100_000, "warmup_seconds": 10.0,
-           "measure_seconds": 60.0, "per_event_seconds": 30.0, "pg_rows": 100_000, "serving_users": 100_000,
-           "serving_hours": 6, "serving_requests": 1000}
+DEFAULT = {"events": 100_000, "repeats": 3, "backlog_events": 50_000, "warmup_seconds": 5.0,
+           "measure_seconds": 60.0, "per_event_seconds": 20.0, "pg_rows": 50_000, "serving_users": 100_000,
+           "serving_hours": 2, "serving_requests": 1000}
 FULL = {"events": 1_000_000, "repeats": 3, "backlog_events": 200_000, "warmup_seconds": 20.0, "measure_seconds": 60.0,
         "per_event_seconds": 60.0, "pg_rows": 200_000, "serving_users": 100_000, "serving_hours": 6,
         "serving_requests": 2000}
@@ -48,22 +49,22 @@ def _parser() -> argparse.ArgumentParser:
     sizes.add_argument("--full", action="store_true",
                        help="every throughput variant and the state sizes, larger sizes: about 2 hours")
     parser.add_argument("--only", choices=SECTIONS, help="run one section")
-    parser.add_argument("--events", type=int, help="throughput section: events (default 200,000; --full 1,000,000)")
+    parser.add_argument("--events", type=int, help="throughput section: events (default 100,000; --full 1,000,000)")
     parser.add_argument("--repeats", type=int, help="throughput section: runs of every variant (default 3)")
     parser.add_argument("--backlog-events", type=int,
-                        help="end to end: catch-up backlog (default 100,000; --full 200,000)")
+                        help="end to end: catch-up backlog (default 50,000; --full 200,000)")
     parser.add_argument("--rate", type=float, help="end to end: live events/s (default: half of PutRecords' rate)")
     parser.add_argument("--warmup-seconds", type=float,
-                        help="end to end: live feed before measuring (default 10; --full 20)")
+                        help="end to end: live feed before measuring (default 5; --full 20)")
     parser.add_argument("--measure-seconds", type=float,
                         help="end to end: measured live span, whole minutes keep freshness unbiased (default 60)")
     parser.add_argument("--per-event-seconds", type=float,
-                        help="end to end: per-event catch-up budget (default 30; --full 60)")
+                        help="end to end: per-event catch-up budget (default 20; --full 60)")
     parser.add_argument("--delay-seconds", type=int, default=5, help="end to end: watermark delay (default 5)")
     parser.add_argument("--pg-rows", type=int,
-                        help="end to end: rows for the PostgreSQL bound (default 100,000; --full 200,000)")
+                        help="end to end: rows for the PostgreSQL bound (default 50,000; --full 200,000)")
     parser.add_argument("--serving-users", type=int, help="online reads: users in the filled tables (default 100,000)")
-    parser.add_argument("--serving-hours", type=int, help="online reads: hours of windows in them (default 6)")
+    parser.add_argument("--serving-hours", type=int, help="online reads: hours of windows in them (default 2; --full 6)")
     parser.add_argument("--serving-requests", type=int,
                         help="online reads: calls timed per line (default 1,000; --full 2,000)")
     parser.add_argument("--out", type=Path, default=report.REPORT, help="report file (default target/perf/report.md)")
