@@ -43,6 +43,14 @@ FULL = {"events": 1_000_000, "repeats": 3, "backlog_events": 200_000, "warmup_se
 SECTIONS = ("throughput", "end-to-end", "serving")
 
 
+def _default(name: str) -> str:
+    """The help's "default X; --full Y", read from the size tables so it cannot drift from them."""
+    def shown(value: int | float) -> str:
+        return f"{value:,}" if isinstance(value, int) else f"{value:g}"
+    full = f"; --full {shown(FULL[name])}" if FULL[name] != DEFAULT[name] else ""
+    return f"default {shown(DEFAULT[name])}{full}"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m tests.perf", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -51,24 +59,28 @@ def _parser() -> argparse.ArgumentParser:
     sizes.add_argument("--full", action="store_true",
                        help="every throughput variant and the state sizes, larger sizes: about 2 hours")
     parser.add_argument("--only", choices=SECTIONS, help="run one section")
-    parser.add_argument("--events", type=int, help="throughput section: events (default 200,000; --full 1,000,000)")
-    parser.add_argument("--repeats", type=int, help="throughput section: runs of every variant (default 3)")
+    parser.add_argument("--events", type=int, help=f"throughput section: events ({_default('events')})")
+    parser.add_argument("--repeats", type=int,
+                        help=f"throughput section: runs of every variant ({_default('repeats')})")
     parser.add_argument("--backlog-events", type=int,
-                        help="end to end: catch-up backlog (default 50,000; --full 200,000)")
+                        help=f"end to end: catch-up backlog ({_default('backlog_events')})")
     parser.add_argument("--rate", type=float, help="end to end: live events/s (default: half of PutRecords' rate)")
     parser.add_argument("--warmup-seconds", type=float,
-                        help="end to end: live feed before measuring (default 5; --full 20)")
+                        help=f"end to end: live feed before measuring ({_default('warmup_seconds')})")
     parser.add_argument("--measure-seconds", type=float,
-                        help="end to end: measured live span, whole minutes keep freshness unbiased (default 60)")
+                        help="end to end: measured live span, whole minutes keep freshness unbiased "
+                             f"({_default('measure_seconds')})")
     parser.add_argument("--per-event-seconds", type=float,
-                        help="end to end: per-event catch-up budget (default 20; --full 60)")
+                        help=f"end to end: per-event catch-up budget ({_default('per_event_seconds')})")
     parser.add_argument("--delay-seconds", type=int, default=5, help="end to end: watermark delay (default 5)")
     parser.add_argument("--pg-rows", type=int,
-                        help="end to end: rows for the PostgreSQL bound (default 50,000; --full 200,000)")
-    parser.add_argument("--serving-users", type=int, help="online reads: users in the filled tables (default 100,000)")
-    parser.add_argument("--serving-hours", type=int, help="online reads: hours of windows in them (default 2; --full 6)")
+                        help=f"end to end: rows for the PostgreSQL bound ({_default('pg_rows')})")
+    parser.add_argument("--serving-users", type=int,
+                        help=f"online reads: users in the filled tables ({_default('serving_users')})")
+    parser.add_argument("--serving-hours", type=int,
+                        help=f"online reads: hours of windows in them ({_default('serving_hours')})")
     parser.add_argument("--serving-requests", type=int,
-                        help="online reads: calls timed per line (default 1,000; --full 2,000)")
+                        help=f"online reads: calls timed per line ({_default('serving_requests')})")
     parser.add_argument("--out", type=Path, default=report.REPORT, help="report file (default target/perf/report.md)")
     return parser
 
