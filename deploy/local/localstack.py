@@ -88,7 +88,7 @@ def install(state: StateDirs) -> float:
     started = time.monotonic()
     if not (venv_python(state).exists() and _has_runtime(state)):
         _run([find_python313(), "-m", "venv", "--clear", str(home(state) / "venv")])
-        pip = [str(venv_python(state)), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+        pip = [str(venv_python(state)), "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-compile"]
         _run([*pip, "-U", "pip>=26"])  # --uploaded-prior-to is pip 26's
         _run([*pip, "--uploaded-prior-to", RESOLVED_AS_OF, REQUIREMENT])
     if not _kinesis_mock_main(state).exists():
