@@ -5,14 +5,13 @@ Kinesis endpoint into PostgreSQL and S3), the throughput section (tests/perf/thr
 path into a discarding sink, its ceilings, levers and state sizes) and the online read latency
 (tests/perf/serving_latency.py), then writes target/perf/report.md and prints it.
 
-Three sizes: the default (about 15 minutes: the job's throughput variants on RocksDB, the q5-shaped
-query at this job's pace and the Python baseline, 3 rounds each; every design's catch-up and the
-job's live runs; online reads);
-``--full`` (about 2 hours: also the hot path on heap, the ceilings, the job before the hot-path work, the RocksDB levers,
-the state sizes and the baselines' live runs, at larger sizes); ``--quick`` (a smoke run of a few
-minutes, 1 round). Prints figures and asserts nothing
-about speed; a section that fails is reported as such and the command exits 1. Ctrl-C stops every
-process it started.
+Three sizes: the default (about 15 minutes: the job's throughput variants on RocksDB, the
+q5-shaped query at this job's pace and the Python baseline, 3 rounds each; every design's catch-up
+and the job's live runs; online reads); ``--full`` (about 2 hours: also the hot path on heap, the
+ceilings, the job before the hot-path work, the RocksDB levers, the state sizes and the baselines'
+live runs, at larger sizes); ``--quick`` (a smoke run of a few minutes, 1 round). Prints figures
+and asserts nothing about speed; a section that fails is reported as such and the command exits 1.
+Ctrl-C stops every process it started.
 """
 
 from __future__ import annotations
