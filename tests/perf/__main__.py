@@ -5,9 +5,9 @@ Kinesis endpoint into PostgreSQL and S3), the throughput section (tests/perf/thr
 path into a discarding sink, its ceilings, levers and state sizes) and the online read latency
 (tests/perf/serving_latency.py), then writes target/perf/report.md and prints it.
 
-Three sizes: the default (about 15 minutes: the job's throughput variants on RocksDB, the
+Three sizes: the default (about 15 minutes: the job's own throughput variants, the
 q5-shaped query at this job's pace and the Python baseline, 3 rounds each; every design's catch-up
-and the job's live runs; online reads); ``--full`` (about 2 hours: also the hot path on heap, the
+and the job's live runs; online reads); ``--full`` (about 2 hours: also the
 ceilings, the job before the hot-path work, the RocksDB levers, the state sizes and the baselines'
 live runs, at larger sizes); ``--quick`` (a smoke run of a few minutes, 1 round). Prints figures
 and asserts nothing about speed; a section that fails is reported as such and the command exits 1.
@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from tests.perf import end_to_end, report, serving_latency, throughput
+
+log = logging.getLogger("tests.perf")  # run as __main__: named so that it stays at INFO (see main)
 
 QUICK = {"events": 200_000, "repeats": 1, "backlog_events": 20_000, "warmup_seconds": 5.0, "measure_seconds": 60.0,
          "per_event_seconds": 15.0, "pg_rows": 20_000, "serving_users": 10_000, "serving_hours": 1,
@@ -140,18 +142,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, run in runs:
         if args.only and args.only != name:
             continue
-        logging.info("section %s", name)
+        log.info("section %s", name)
         try:
             sections[name] = run(args)
         except Exception:  # one section failing still leaves the other's figures
             failed = True
-            logging.exception("section %s failed", name)
+            log.exception("section %s failed", name)
             sections[name] = f"## {name}: FAILED\n\n```\n{traceback.format_exc()[-3000:]}```\n"
     ordered = [sections[name] for name in SECTIONS if name in sections]
     text = report.assemble(shlex.join(["python", "-m", "tests.perf", *argv]), ordered, started, machine)
     path = report.write(text, args.out)
     print(text)
-    logging.info("report written to %s", path)
+    log.info("report written to %s", path)
     return 1 if failed else 0
 
 

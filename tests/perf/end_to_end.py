@@ -53,10 +53,10 @@ from deploy.local import config as local_config
 from deploy.local import job as local_job
 from deploy.local import postgres, process, resources, services
 from deploy.local.state import DEFAULT_STATE
+from jobs import feature_job
 from jobs.definitions import fresh_slices
 from jobs.definitions.config import Config
 from jobs.definitions.config import load as load_job_config
-from jobs import feature_job
 from jobs.definitions.schema import PROGRESS_TABLE
 from tests import oracle
 from tests.integration.stack import ROOT, JobProcess, clean_env

@@ -501,8 +501,7 @@ VARIANTS = [
     Variant("parse: EVENT_FIELDS, one parse (the job)", lambda n: parse_only(n, PARALLELISM, dict(HEAP))),
     Variant("hot path, heap, before: JSON_VALUE parse, settings before",
             lambda n: hot_path(n, PARALLELISM, {**HEAP, **BEFORE}, old_parse=True)),
-    # Local runs only (Managed Flink always runs RocksDB): in --full, which keeps the default under 20 min.
-    Variant("hot path, heap (the job, local)", lambda n: hot_path(n, PARALLELISM, dict(HEAP))),
+    Variant("hot path, heap (the job, local)", lambda n: hot_path(n, PARALLELISM, dict(HEAP)), in_default=True),
     Variant("hot path, RocksDB, before: JSON_VALUE parse, settings before",
             lambda n: hot_path(n, PARALLELISM, {**ROCKSDB, **BEFORE}, old_parse=True)),
     Variant("hot path, RocksDB (the job, Managed Flink)", lambda n: hot_path(n, PARALLELISM, dict(ROCKSDB)), in_default=True),
