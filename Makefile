@@ -53,7 +53,7 @@ explain: setup
 	$(PYTHON) -m jobs.feature_job explain --config deploy/config/local.json
 
 # Performance figures, printed and written to target/perf/report.md: throughput, then end to end
-# (the job and two baselines through the local Kinesis endpoint into PostgreSQL and S3). About 15 min;
+# (the job and two baselines through the local Kinesis endpoint into PostgreSQL and S3). About 18 min;
 # options in BENCH_ARGS: --full (every variant and lever, about 2 h), --quick (a smoke run of a few minutes).
 bench: setup
 	$(PYTHON) -m tests.perf $(BENCH_ARGS)

@@ -5,7 +5,7 @@ Kinesis endpoint into PostgreSQL and S3), the throughput section (tests/perf/thr
 path into a discarding sink, its ceilings, levers and state sizes) and the online read latency
 (tests/perf/serving_latency.py), then writes target/perf/report.md and prints it.
 
-Three sizes: the default (about 15 minutes: the job's own throughput variants, the
+Three sizes: the default (about 18 minutes: the job's own throughput variants, the
 q5-shaped query at this job's pace and the Python baseline, 3 rounds each; every design's catch-up
 and the job's live runs; online reads); ``--full`` (about 2 hours: also the
 ceilings, the job before the hot-path work, the RocksDB levers, the state sizes and the baselines'
