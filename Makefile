@@ -37,7 +37,7 @@ demo-stop:
 # stay together, sharing its services and jobs), taken in the order tests/conftest.py gives. The
 # suite is bound by CPU (mostly the jobs' JVMs), so 2 workers for 2 cores; TEST_WORKERS=0 runs
 # everything in this process. Real LocalStack (its own Python 3.13 venv and kinesis-mock from npm,
-# ~60 s once) is installed by its test module on first use, while the other worker runs other
+# ~45 s once) is installed by its test module on first use, while the other worker runs other
 # tests; without Python 3.13 or npm those tests skip, saying why (in CI they fail).
 TEST_WORKERS ?= 2
 test: setup

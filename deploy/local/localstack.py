@@ -156,7 +156,7 @@ def recorded_pid(state: StateDirs, port: int) -> int | None:
 def start(state: StateDirs, host: str, port: int, extra_env: dict[str, str] | None = None) -> int:
     """Start LocalStack on ``host:port`` and wait until its health check lists Kinesis and S3."""
     if not is_installed(state):  # the flag alone must do it on a fresh clone, as `make test` does
-        log.info("LocalStack %s is not installed yet: installing it once into %s (~75-100 s)", VERSION, home(state))
+        log.info("LocalStack %s is not installed yet: installing it once into %s (~45 s)", VERSION, home(state))
         install(state)
     env = {**os.environ, **environment(state, host, port), **(extra_env or {})}
     pid = process.spawn([str(venv_python(state)), "-m", RUNTIME_MODULE], pid_file=pid_file(state, port),
