@@ -33,7 +33,10 @@ STREAM = "clock-skew"
 DELAY = timedelta(seconds=5)  # a short delay so windows close within the test's few minutes
 HONEST_JITTER_S = 2.0         # honest events are dated up to this long before they are sent
 FAST_BY = timedelta(minutes=4)
-LIVE_SECONDS = 150
+LIVE_SECONDS = 120            # > 100 reads, one a second
+# Production starts at or after this second of a minute, so that two minute boundaries (window
+# ends) fall between the first event and the final watermark (LIVE_SECONDS - ~7 s later).
+EARLIEST_SECOND = 10
 USERS = [f"u-{n}" for n in range(6)] + ["u-fast"]
 
 
@@ -93,6 +96,7 @@ def live(tmp_path_factory):
             reader = threading.Thread(target=_read_every_second, args=(store, stop, served), daemon=True)
             reader.start()
             try:
+                time.sleep(max(0, EARLIEST_SECOND - datetime.now(timezone.utc).second))
                 sent = _produce_live(aws.kinesis(settings), settings.stream_name, LIVE_SECONDS)
             finally:
                 stop.set()
