@@ -77,7 +77,7 @@ def measure(catalog: Catalog) -> InputSpan:
     Call after environment.create(), which prepares the local JVM (UTC, Flink's log folder).
     """
     t_env = TableEnvironment.create(EnvironmentSettings.in_batch_mode())
-    for key, value in {"table.local-time-zone": "UTC", "pipeline.jars": environment.find_jar().as_uri(),
+    for key, value in {"table.local-time-zone": "UTC", **environment.jar_option(),
                        "pipeline.name": "backfill-input-span", "rest.bind-port": environment.rest_port()}.items():
         t_env.get_config().set(key, value)
     pipeline.register_events(t_env, catalog)

@@ -87,13 +87,15 @@ def _local_start(args: argparse.Namespace, config: Config, password: str) -> _St
 
 
 def _execute(args: argparse.Namespace, built: pipeline.Pipeline) -> int:
-    result = built.statement_set.execute()
-    if not args.managed:
-        job_id = str(result.get_job_client().get_job_id())
-        log.info("job %s running; Flink web UI on http://localhost:8081 (or the next free port) — Ctrl-C to stop", job_id)
-        stop_counters = counters.start_logging(job_id, built.config.get_int("job", "counters.log.interval.seconds"))
-        try:
-            result.wait()
-        finally:
-            stop_counters.set()
+    if args.managed:
+        built.statement_set.execute()
+        return 0
+    client = built.submit()
+    job_id = str(client.getJobID())
+    log.info("job %s running; Flink web UI on http://localhost:8081 (or the next free port) — Ctrl-C to stop", job_id)
+    stop_counters = counters.start_logging(job_id, built.config.get_int("job", "counters.log.interval.seconds"))
+    try:
+        client.getJobExecutionResult().get()
+    finally:
+        stop_counters.set()
     return 0

@@ -5,6 +5,7 @@ Errors from Flink are re-raised as SqlFileError pointing at the SQL file and lin
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from jobs.definitions.config import Config
 from jobs.definitions.feature_specs import key_of
 from jobs.definitions.schema import Column, FeatureSchema, check_schema
 from jobs.definitions.sql_catalog import Catalog, Feature, SqlFileError, Statement, load_catalog
-from jobs.streaming import environment, plan_fingerprint, sinks
+from jobs.streaming import environment, plan_fingerprint, sinks, stream_graph
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +39,18 @@ class Pipeline:
     fresh: list[FeatureSchema] = field(default_factory=list)  # the groups' fresh slice tables
     sink_tables: list[str] = field(default_factory=list)
 
+    @functools.cached_property
+    def _transformations(self):
+        return stream_graph.translate(self.t_env, self.statement_set)
+
     def fingerprint(self) -> plan_fingerprint.Fingerprint:
         """Flink's IDs of the stateful operators this job would run with (nothing runs)."""
-        return plan_fingerprint.compute(self.t_env, self.statement_set, self.catalog.features)
+        return plan_fingerprint.compute(stream_graph.build(self.t_env, self._transformations), self.catalog.features)
+
+    def submit(self):
+        """Start the job on the local MiniCluster, from the translation a fingerprint made if
+        there was one, under the configuration as it is now: its Java JobClient."""
+        return stream_graph.submit(self.t_env, stream_graph.build(self.t_env, self._transformations))
 
 
 def _flink_message(error: Exception) -> str:

@@ -3,8 +3,8 @@
 Flink SQL sets no operator uids: a job's operator IDs are hashes of the stream graph's shape (each
 node's position and what is chained to it), so a new, removed or edited feature can give existing
 operators (the Kinesis source with its shard positions, the dedup, other features' windows) new IDs,
-and a snapshot restore then fails or drops their state. This module translates the statement set
-into the stream graph Flink would run and hashes it the way Flink does (StreamGraphHasherV2), then
+and a snapshot restore then fails or drops their state. This module hashes the stream graph Flink
+would run (jobs/streaming/stream_graph.py) the way Flink does (StreamGraphHasherV2), then
 keeps the operators that hold state, each with its description (an edited aggregate keeps its ID
 but not its state layout), plus a digest of each feature's SQL. Equal fingerprints: restoring a
 snapshot or checkpoint is safe.
@@ -16,8 +16,6 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-
-from pyflink.table import StatementSet, TableEnvironment
 
 from jobs.definitions.sql_catalog import Feature
 
@@ -104,13 +102,10 @@ def group_digests(features: list[Feature]) -> dict[str, str]:
             for feature in features}
 
 
-def compute(t_env: TableEnvironment, statement_set: StatementSet, features: list[Feature]) -> Fingerprint:
-    """Translate ``statement_set`` (nothing runs) and fingerprint its stateful operators."""
+def compute(stream_graph, features: list[Feature]) -> Fingerprint:
+    """Fingerprint the stateful operators of ``stream_graph`` (Java, see stream_graph.build)."""
     from pyflink.java_gateway import get_gateway
 
-    j_env = t_env._j_tenv
-    transformations = j_env.getPlanner().translate(statement_set._j_statement_set.getOperations())
-    stream_graph = _executor(j_env).createPipeline(transformations, j_env.getConfig().getConfiguration(), "fingerprint")
     hasher = get_gateway().jvm.org.apache.flink.streaming.api.graph.StreamGraphHasherV2()
     hashes = hasher.traverseStreamGraphAndGenerateHashes(stream_graph)
     operators = []
@@ -119,16 +114,3 @@ def compute(t_env: TableEnvironment, statement_set: StatementSet, features: list
             description = _NODE_NUMBER.sub("", node.getOperatorDescription()).strip()
             operators.append((bytes(hashes.get(node.getId())).hex(), description))
     return Fingerprint(tuple(sorted(operators)), group_digests(features))
-
-
-def _executor(j_env):
-    """The table environment's executor, which builds stream graphs (not public in Flink 1.20)."""
-    cls = j_env.getClass()
-    while cls is not None:
-        try:
-            field = cls.getDeclaredField("execEnv")
-            field.setAccessible(True)
-            return field.get(j_env)
-        except Exception:  # noqa: BLE001 - py4j raises for a missing field; look in the superclass
-            cls = cls.getSuperclass()
-    raise RuntimeError("Flink's TableEnvironmentImpl has no execEnv field (Flink version changed?)")
