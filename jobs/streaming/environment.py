@@ -93,13 +93,6 @@ def _prepare_local_jvm() -> None:
     log_dir = PROJECT_ROOT / ".local" / "logs" / "flink"
     log_dir.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("FLINK_LOG_DIR", str(log_dir))
-    if PLUGINS_DIR.is_dir():
-        # PyFlink points FLINK_PLUGINS_DIR at its own (empty) folder when it locates its home;
-        # locate it first, then point at ours (the S3 filesystem plugin built by deploy/pom.xml).
-        from pyflink.find_flink_home import _find_flink_home
-
-        _find_flink_home()
-        os.environ["FLINK_PLUGINS_DIR"] = str(PLUGINS_DIR)
 
 
 def _use_emulator_settings(config: Config) -> None:
@@ -123,19 +116,37 @@ def _use_secret_region(config: Config) -> None:
         os.environ.setdefault("AWS_SECRET_JDBC_REGION", region)
 
 
+def _s3_options(config: Config) -> dict[str, str]:
+    """The S3 filesystem's settings for the output group's endpoint. For an emulator its keys too:
+    this process's JVM may have started before `_use_emulator_settings` put them in the
+    environment (a test process runs several configs), and a JVM's environment is fixed at start."""
+    endpoint = config.groups.get("output", {}).get("s3.endpoint", "")
+    if not endpoint:
+        return {}
+    options = {"s3.endpoint": endpoint, "s3.path.style.access": config.get("output", "s3.path.style.access")}
+    if not is_aws_endpoint(endpoint) and "AWS_ACCESS_KEY_ID" in os.environ:
+        options["s3.access-key"] = os.environ["AWS_ACCESS_KEY_ID"]
+        options["s3.secret-key"] = os.environ.get("AWS_SECRET_ACCESS_KEY", "")
+    return options
+
+
 def _initialize_filesystems(config: Config) -> None:
-    """Load the S3 filesystem plugin the way a Flink cluster's entrypoint does.
+    """Load the S3 filesystem plugin (target/plugins, built by deploy/pom.xml) the way a Flink
+    cluster's entrypoint does.
 
     The local MiniCluster never initializes filesystems with plugins, so without this an s3://
-    path fails with "Could not find a file system implementation for scheme 's3'".
+    path fails with "Could not find a file system implementation for scheme 's3'". The folder is
+    given here, not through FLINK_PLUGINS_DIR, for the same reason as the keys in `_s3_options`.
     """
     jvm = get_gateway().jvm
     flink_config = jvm.org.apache.flink.configuration.Configuration()
-    endpoint = config.groups.get("output", {}).get("s3.endpoint", "")
-    if endpoint:
-        flink_config.setString("s3.endpoint", endpoint)
-        flink_config.setString("s3.path.style.access", config.get("output", "s3.path.style.access"))
-    plugins = jvm.org.apache.flink.core.plugin.PluginUtils.createPluginManagerFromRootFolder(flink_config)
+    for key, value in _s3_options(config).items():
+        flink_config.setString(key, value)
+    found = jvm.java.util.ArrayList()
+    if PLUGINS_DIR.is_dir():
+        found = jvm.org.apache.flink.core.plugin.DirectoryBasedPluginFinder(jvm.java.io.File(str(PLUGINS_DIR)).toPath()).findPlugins()
+    patterns = jvm.org.apache.flink.configuration.CoreOptions.getPluginParentFirstLoaderPatterns(flink_config)
+    plugins = jvm.org.apache.flink.core.plugin.DefaultPluginManager(found, patterns)
     jvm.org.apache.flink.core.fs.FileSystem.initialize(flink_config, plugins)
 
 
