@@ -85,6 +85,9 @@ class JobProcess:
 
     def start(self) -> "JobProcess":
         env = clean_env(**(self.env or {}))
+        extra_jvm_args = os.environ.get("JOB_JVM_ARGS")  # set by tests/conftest.py, not by the benchmarks
+        if extra_jvm_args:
+            env["JVM_ARGS"] = f"{env.get('JVM_ARGS', '')} {extra_jvm_args}".strip()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "jobs.feature_job", "run", "--config", str(self.config), *self.extra_args],
             cwd=ROOT, env=env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
