@@ -18,9 +18,9 @@ WERE_RUNNING = pytest.StashKey[bool]()
 # compilation and a parallel collector were mostly overhead: with C1 only and the serial collector
 # a job test took 41 instead of 67 CPU-seconds. What the JVMs compute is the same.
 os.environ.setdefault("JVM_ARGS", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
-# The job processes tests/integration/stack.py starts (most of the ~30) also skip the bytecode verifier for the
-# classes they load (an idle test job: 18 instead of 21 CPU-seconds in its first 40 s). The
-# classes are the same ones the demo, the packaged zip and the cluster tests load verified.
+# The job processes tests/integration/stack.py starts (most of the ~30) also skip the bytecode
+# verifier for the classes they load (an idle test job: 18 instead of 21 CPU-seconds in its first
+# 40 s). The classes are the same ones the demo, the packaged zip and the cluster tests load verified.
 os.environ.setdefault("JOB_JVM_ARGS", "-XX:+UnlockDiagnosticVMOptions -XX:-BytecodeVerificationRemote")
 
 
