@@ -144,7 +144,8 @@ def _initialize_filesystems(config: Config) -> None:
         flink_config.setString(key, value)
     found = jvm.java.util.ArrayList()
     if PLUGINS_DIR.is_dir():
-        found = jvm.org.apache.flink.core.plugin.DirectoryBasedPluginFinder(jvm.java.io.File(str(PLUGINS_DIR)).toPath()).findPlugins()
+        folder = jvm.java.io.File(str(PLUGINS_DIR)).toPath()
+        found = jvm.org.apache.flink.core.plugin.DirectoryBasedPluginFinder(folder).findPlugins()
     patterns = jvm.org.apache.flink.configuration.CoreOptions.getPluginParentFirstLoaderPatterns(flink_config)
     plugins = jvm.org.apache.flink.core.plugin.DefaultPluginManager(found, patterns)
     jvm.org.apache.flink.core.fs.FileSystem.initialize(flink_config, plugins)
