@@ -28,12 +28,13 @@ def run(args: argparse.Namespace, config: Config) -> int:
     if not args.dry_run:
         upgrade.hold_lock(config)
     start = _local_start(args, config, password)
+    if not args.dry_run:  # the state file holds the decision before it is announced
+        if start.forget_checkpoints:
+            environment.forget_checkpoints(config)
+        upgrade.write_state(config, upgrade.LocalState(start.fingerprint, start.cut))
     print(f"run: {start.reason}", flush=True)
     if args.dry_run:
         return 0
-    if start.forget_checkpoints:
-        environment.forget_checkpoints(config)
-    upgrade.write_state(config, upgrade.LocalState(start.fingerprint, start.cut))
     built = pipeline.streaming(config.with_cut(start.cut), args.sql_dir, password) if start.rebuild else start.built
     if start.restore_from:
         built.t_env.get_config().set("execution.savepoint.path", start.restore_from)
